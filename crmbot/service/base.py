@@ -1,0 +1,38 @@
+"""What every part of the service shares: the database, the clock, small guards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from crmbot.domain import InvalidInput
+from crmbot.store.db import Database
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The real clock: aware UTC."""
+    return datetime.now(UTC)
+
+
+class ServiceBase:
+    """Holds the database and the injected clock."""
+
+    def __init__(self, db: Database, clock: Clock = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must return aware datetimes")
+        return now.astimezone(UTC)
+
+
+def require_user(user_id: str, field: str = "user") -> str:
+    """A Slack user id, checked for shape (U… or W…)."""
+    user_id = user_id.strip()
+    if not user_id or len(user_id) > 32 or user_id[0] not in "UWB" or not user_id.isalnum():
+        raise InvalidInput(field, "That is not a Slack user.", example="@maria")
+    return user_id

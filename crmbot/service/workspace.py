@@ -1,0 +1,174 @@
+"""Workspaces, reps and the pipeline's stages."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from crmbot.domain import (
+    PermissionDenied,
+    RepView,
+    Role,
+    StageKind,
+    StageView,
+)
+from crmbot.service.base import ServiceBase
+from crmbot.store import queries
+from crmbot.store.models import Rep, Stage, Workspace
+
+DEFAULT_STAGES: tuple[tuple[str, int, StageKind, int], ...] = (
+    ("Prospecting", 10, StageKind.OPEN, 14),
+    ("Qualification", 20, StageKind.OPEN, 14),
+    ("Proposal", 50, StageKind.OPEN, 21),
+    ("Negotiation", 75, StageKind.OPEN, 21),
+    ("Won", 100, StageKind.WON, 0),
+    ("Lost", 0, StageKind.LOST, 0),
+)
+
+
+def rep_view(rep: Rep) -> RepView:
+    return RepView(
+        user_id=rep.user_id,
+        name=rep.name,
+        role=Role(rep.role),
+        tz=rep.tz,
+        active=rep.active,
+        email=rep.email,
+        territory=rep.territory,
+    )
+
+
+class WorkspaceService(ServiceBase):
+    def ensure_workspace(
+        self, ws: str, *, name: str = "", enterprise_id: str | None = None
+    ) -> None:
+        """Create the workspace with the default pipeline the first time it is seen."""
+        with self._db.write() as session:
+            self._ensure_workspace(session, ws, name=name, enterprise_id=enterprise_id)
+
+    def _ensure_workspace(
+        self, session: Session, ws: str, *, name: str = "", enterprise_id: str | None = None
+    ) -> None:
+        if session.get(Workspace, ws) is not None:
+            return
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        created = session.execute(
+            insert(Workspace)
+            .values(
+                id=ws,
+                enterprise_id=enterprise_id,
+                name=name,
+                digest_time="09:00",
+                default_currency="USD",
+                settings={},
+                created_at=self._now(),
+            )
+            .on_conflict_do_nothing()
+            .returning(Workspace.id)
+        ).scalar_one_or_none()
+        if created is None:  # another process made it first
+            return
+        for position, (stage, probability, kind, rotting) in enumerate(DEFAULT_STAGES):
+            session.add(
+                Stage(
+                    workspace_id=ws,
+                    name=stage,
+                    position=position,
+                    probability=probability,
+                    kind=kind.value,
+                    rotting_days=rotting,
+                )
+            )
+        session.flush()
+
+    def upsert_rep(
+        self,
+        ws: str,
+        user_id: str,
+        *,
+        name: str,
+        tz: str = "UTC",
+        email: str | None = None,
+        active: bool = True,
+    ) -> RepView:
+        """Record a Slack user as a rep, or refresh their profile. The first rep is admin."""
+        with self._db.write() as session:
+            self._ensure_workspace(session, ws)
+            rep = self._rep(session, ws, user_id)
+            if rep is None:
+                rep = self._new_rep(session, ws, user_id, name=name)
+            rep.name, rep.tz, rep.email, rep.active = name[:200] or user_id, tz, email, active
+            rep.refreshed_at = self._now()
+            return rep_view(rep)
+
+    def ensure_rep(self, session: Session, ws: str, user_id: str) -> Rep:
+        """The rep row for a user, made with placeholders if they never used the bot."""
+        self._ensure_workspace(session, ws)
+        return self._rep(session, ws, user_id) or self._new_rep(session, ws, user_id, name=user_id)
+
+    def _new_rep(self, session: Session, ws: str, user_id: str, *, name: str) -> Rep:
+        # Several processes may meet a new user at once: insert-or-ignore, then read.
+        first = not session.scalar(
+            select(func.count()).select_from(Rep).where(Rep.workspace_id == ws)
+        )
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(
+            insert(Rep)
+            .values(
+                workspace_id=ws,
+                user_id=user_id,
+                name=name,
+                role=(Role.ADMIN if first else Role.REP).value,
+                tz="UTC",
+                active=True,
+                created_at=self._now(),
+            )
+            .on_conflict_do_nothing()
+        )
+        rep = self._rep(session, ws, user_id)
+        assert rep is not None
+        return rep
+
+    @staticmethod
+    def _rep(session: Session, ws: str, user_id: str) -> Rep | None:
+        return session.scalars(
+            select(Rep).where(Rep.workspace_id == ws, Rep.user_id == user_id)
+        ).one_or_none()
+
+    def rep(self, ws: str, user_id: str) -> RepView | None:
+        """The rep, if this user has used the bot."""
+        with self._db.read() as session:
+            rep = self._rep(session, ws, user_id)
+            return rep_view(rep) if rep else None
+
+    def reps(self, ws: str) -> tuple[RepView, ...]:
+        """Every rep of the workspace."""
+        with self._db.read() as session:
+            rows = session.scalars(select(Rep).where(Rep.workspace_id == ws).order_by(Rep.name))
+            return tuple(rep_view(r) for r in rows)
+
+    def set_role(self, ws: str, user_id: str, role: Role, *, by: str) -> RepView:
+        """Admins change another rep's role."""
+        with self._db.write() as session:
+            self._require_role(session, ws, by, Role.ADMIN, "change roles")
+            rep = self.ensure_rep(session, ws, user_id)
+            rep.role = role.value
+            return rep_view(rep)
+
+    def _require_role(self, session: Session, ws: str, user_id: str, role: Role, doing: str) -> Rep:
+        rep = self.ensure_rep(session, ws, user_id)
+        rank = {Role.REP: 0, Role.MANAGER: 1, Role.ADMIN: 2}
+        if rank[Role(rep.role)] < rank[role]:
+            raise PermissionDenied(f"Only {role.value}s can {doing}.")
+        return rep
+
+    def stages(self, ws: str) -> tuple[StageView, ...]:
+        """The workspace's pipeline stages in order."""
+        with self._db.write() as session:
+            self._ensure_workspace(session, ws)
+            return tuple(
+                StageView(s.name, s.position, s.probability, StageKind(s.kind), s.rotting_days)
+                for s in queries.stages(session, ws)
+            )

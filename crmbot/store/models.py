@@ -1,0 +1,345 @@
+"""SQLAlchemy 2 models. Every row carries its workspace; times are aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every engine (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy's declared hook
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+def _ws() -> Mapped[str]:
+    return mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=False)
+
+
+class Workspace(Base):
+    __tablename__ = "workspace"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    reminder_channel: Mapped[str | None] = mapped_column(String(32))
+    manager_channel: Mapped[str | None] = mapped_column(String(32))
+    intake_channel: Mapped[str | None] = mapped_column(String(32))
+    digest_time: Mapped[str] = mapped_column(String(5), default="09:00")
+    default_currency: Mapped[str] = mapped_column(String(3), default="USD")
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+
+class RefCounter(Base):
+    """The last number handed out per workspace and record kind."""
+
+    __tablename__ = "ref_counter"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Rep(Base):
+    __tablename__ = "rep"
+    __table_args__ = (UniqueConstraint("workspace_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    user_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16), default="rep")
+    tz: Mapped[str] = mapped_column(String(64), default="UTC")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    territory: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    refreshed_at: Mapped[datetime | None]
+
+
+class _Record:
+    """Columns shared by leads, contacts, accounts and deals."""
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class Account(_Record, Base):
+    __tablename__ = "account"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "number"),
+        Index("ix_account_owner", "workspace_id", "owner_id"),
+        Index("ix_account_domain", "workspace_id", "domain"),
+    )
+
+    workspace_id: Mapped[str] = _ws()
+    domain: Mapped[str | None] = mapped_column(String(253))
+    industry: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None] = mapped_column(Integer)
+    region: Mapped[str | None] = mapped_column(String(100))
+
+
+class Contact(_Record, Base):
+    __tablename__ = "contact"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "number"),
+        Index("ix_contact_owner", "workspace_id", "owner_id"),
+        Index("ix_contact_email", "workspace_id", "email"),
+    )
+
+    workspace_id: Mapped[str] = _ws()
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    title: Mapped[str | None] = mapped_column(String(200))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    source: Mapped[str | None] = mapped_column(String(100))
+
+
+class Lead(_Record, Base):
+    __tablename__ = "lead"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "number"),
+        Index("ix_lead_owner", "workspace_id", "owner_id", "status"),
+        Index("ix_lead_email", "workspace_id", "email"),
+    )
+
+    workspace_id: Mapped[str] = _ws()
+    company: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    source: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    converted_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    converted_account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    converted_deal_id: Mapped[int | None] = mapped_column(ForeignKey("deal.id"))
+    extra: Mapped[dict[str, Any] | None]
+
+
+class Stage(Base):
+    __tablename__ = "stage"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name"),
+        Index("ix_stage_position", "workspace_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    name: Mapped[str] = mapped_column(String(60))
+    position: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8), default="open")
+    rotting_days: Mapped[int] = mapped_column(Integer, default=14)
+
+
+class Deal(_Record, Base):
+    __tablename__ = "deal"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "number"),
+        Index("ix_deal_stage", "workspace_id", "status", "stage_id"),
+        Index("ix_deal_owner", "workspace_id", "owner_id", "status"),
+    )
+
+    workspace_id: Mapped[str] = _ws()
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id", use_alter=True))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    probability: Mapped[int | None] = mapped_column(Integer)
+    close_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    lost_reason: Mapped[str | None] = mapped_column(String(500))
+    closed_at: Mapped[datetime | None]
+
+
+class StageHistory(Base):
+    __tablename__ = "stage_history"
+    __table_args__ = (Index("ix_stage_history_deal", "deal_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deal.id", ondelete="CASCADE"))
+    from_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stage.id"))
+    to_stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(32))
+
+
+class Interaction(Base):
+    __tablename__ = "interaction"
+    __table_args__ = (
+        Index("ix_interaction_lead", "lead_id", "occurred_at"),
+        Index("ix_interaction_contact", "contact_id", "occurred_at"),
+        Index("ix_interaction_account", "account_id", "occurred_at"),
+        Index("ix_interaction_deal", "deal_id", "occurred_at"),
+        Index("ix_interaction_logged_by", "workspace_id", "logged_by", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    kind: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime]
+    logged_by: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str | None] = mapped_column(String(200))
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deal.id"))
+    permalink: Mapped[str | None] = mapped_column(String(500))
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class FollowUp(Base):
+    __tablename__ = "follow_up"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "number"),
+        # The reminder sweep reads open follow-ups by the time they next need a reminder.
+        Index(
+            "ix_follow_up_due",
+            "remind_at",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_follow_up_owner", "workspace_id", "owner_id", "status", "due_at"),
+        Index("ix_follow_up_lead", "lead_id"),
+        Index("ix_follow_up_contact", "contact_id"),
+        Index("ix_follow_up_account", "account_id"),
+        Index("ix_follow_up_deal", "deal_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(500))
+    due_at: Mapped[datetime]
+    remind_at: Mapped[datetime]
+    owner_id: Mapped[str] = mapped_column(String(32))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deal.id"))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    last_reminded_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    remind_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(Base):
+    """The audit trail: who changed what, when, before and after."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_record", "workspace_id", "kind", "record_id", "at"),
+        Index("ix_event_actor", "workspace_id", "actor", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    ref: Mapped[str] = mapped_column(String(16))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+
+
+class SearchDoc(Base):
+    """One searchable row per lead, contact, account and deal (kept in sync on write).
+
+    SQLite indexes `body` with an FTS5 trigram table (`search_fts`, made by the
+    migration); PostgreSQL with pg_trgm GIN indexes.
+    """
+
+    __tablename__ = "search_doc"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "kind", "record_id"),
+        Index("ix_search_doc_name", "workspace_id", "folded_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    kind: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    ref: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(300))
+    folded_name: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,459 @@
+"""Small query functions taking a Session. Every one filters by workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from rapidfuzz import fuzz
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from crmbot.domain import (
+    AmbiguousName,
+    Candidate,
+    RecordKind,
+    RecordNotFound,
+)
+from crmbot.parsing import Ref, fold, parse_ref
+from crmbot.store.models import (
+    Account,
+    Base,
+    Contact,
+    Deal,
+    Event,
+    FollowUp,
+    Lead,
+    RefCounter,
+    SearchDoc,
+    Stage,
+)
+
+Record = Lead | Contact | Account | Deal
+MODEL: dict[RecordKind, type[Lead | Contact | Account | Deal | FollowUp]] = {
+    RecordKind.LEAD: Lead,
+    RecordKind.CONTACT: Contact,
+    RecordKind.ACCOUNT: Account,
+    RecordKind.DEAL: Deal,
+    RecordKind.FOLLOW_UP: FollowUp,
+}
+SEARCHABLE = (RecordKind.LEAD, RecordKind.CONTACT, RecordKind.ACCOUNT, RecordKind.DEAL)
+MAX_CANDIDATES = 5
+_TOP = "\U0010ffff"  # sorts after every character: the upper bound of a prefix range
+
+T = TypeVar("T", bound=Base)
+
+
+def ref_of(kind: RecordKind, number: int) -> str:
+    """The short reference people type, e.g. D-21."""
+    return f"{kind.prefix}-{number}"
+
+
+def kind_of(obj: object) -> RecordKind:
+    """The record kind of a model instance."""
+    for kind, model in MODEL.items():
+        if isinstance(obj, model):
+            return kind
+    raise TypeError(f"not a record: {obj!r}")
+
+
+# --- references ------------------------------------------------------------
+
+
+def next_number(session: Session, ws: str, kind: RecordKind) -> int:
+    """Hand out the next reference number; one atomic upsert, safe under concurrency."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    upsert = (
+        insert(RefCounter)
+        .values(workspace_id=ws, kind=kind.value, value=1)
+        .on_conflict_do_update(
+            index_elements=[RefCounter.workspace_id, RefCounter.kind],
+            set_={"value": RefCounter.value + 1},
+        )
+        .returning(RefCounter.value)
+    )
+    return int(session.execute(upsert).scalar_one())
+
+
+def by_number(
+    session: Session, ws: str, kind: RecordKind, number: int, *, with_deleted: bool = False
+) -> Any:
+    """The record with this reference number in this workspace, or None."""
+    model = MODEL[kind]
+    stmt = select(model).where(model.workspace_id == ws, model.number == number)
+    if not with_deleted and kind is not RecordKind.FOLLOW_UP:
+        stmt = stmt.where(model.deleted_at.is_(None))  # type: ignore[union-attr]
+    return session.scalars(stmt).one_or_none()
+
+
+def by_ref(session: Session, ws: str, ref: Ref, *, with_deleted: bool = False) -> Any:
+    """Load a record by its parsed reference or raise RecordNotFound."""
+    found = by_number(session, ws, ref.kind, ref.number, with_deleted=with_deleted)
+    if found is None:
+        raise RecordNotFound(str(ref))
+    return found
+
+
+def by_ids(session: Session, model: type[T], ids: Iterable[int | None]) -> dict[int, T]:
+    """Load several rows by primary key in one query."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = session.scalars(select(model).where(model.id.in_(wanted)))  # type: ignore[attr-defined]
+    return {row.id: row for row in rows}  # type: ignore[attr-defined]
+
+
+# --- search ----------------------------------------------------------------
+
+
+def search_body(*parts: str | None) -> str:
+    """The folded text that search matches substrings in."""
+    return " | ".join(fold(p) for p in parts if p)
+
+
+def index_record(
+    session: Session, record: Record, *, detail: str, extra: Sequence[str | None]
+) -> None:
+    """Insert or refresh the record's search document (call after every write)."""
+    kind = kind_of(record)
+    session.flush()
+    ref = ref_of(kind, record.number)
+    values: dict[str, Any] = {
+        "ref": ref,
+        "name": record.name,
+        "folded_name": fold(record.name)[:300],
+        "body": search_body(ref, record.name, *extra),
+        "detail": detail[:500],
+        "owner_id": record.owner_id,
+        "updated_at": record.updated_at,
+        "deleted": record.deleted_at is not None,
+    }
+    existing = session.scalars(
+        select(SearchDoc).where(
+            SearchDoc.workspace_id == record.workspace_id,
+            SearchDoc.kind == kind.value,
+            SearchDoc.record_id == record.id,
+        )
+    ).one_or_none()
+    if existing is None:
+        session.add(
+            SearchDoc(
+                workspace_id=record.workspace_id, kind=kind.value, record_id=record.id, **values
+            )
+        )
+    else:
+        for key, value in values.items():
+            setattr(existing, key, value)
+    session.flush()
+
+
+def _live(ws: str, kinds: Sequence[RecordKind]) -> list[Any]:
+    return [
+        SearchDoc.workspace_id == ws,
+        SearchDoc.deleted.is_(False),
+        SearchDoc.kind.in_([k.value for k in kinds]),
+    ]
+
+
+def _fts_phrase(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
+
+
+def _substring_ids(
+    session: Session, ws: str, words: Sequence[str], kinds: Sequence[RecordKind], limit: int
+) -> list[SearchDoc]:
+    """Documents containing every word (3+ characters each), newest first."""
+    if session.get_bind().dialect.name == "sqlite":
+        match = " AND ".join(_fts_phrase(w) for w in words)
+        fts = text("search_fts MATCH :match").bindparams(match=match)
+        ids = select(text("rowid")).select_from(text("search_fts")).where(fts)
+        stmt = (
+            select(SearchDoc)
+            .where(SearchDoc.id.in_(ids), *_live(ws, kinds))
+            .order_by(SearchDoc.id.desc())
+            .limit(limit)
+        )
+    else:
+        likes = [SearchDoc.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
+        stmt = (
+            select(SearchDoc)
+            .where(*likes, *_live(ws, kinds))
+            .order_by(SearchDoc.id.desc())
+            .limit(limit)
+        )
+    return list(session.scalars(stmt))
+
+
+def _like_escape(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search(
+    session: Session,
+    ws: str,
+    query: str,
+    *,
+    kinds: Sequence[RecordKind] = SEARCHABLE,
+    limit: int = 20,
+) -> list[SearchDoc]:
+    """Ranked search: exact name, then name prefix, then substring anywhere (newest first)."""
+    term = fold(query)
+    if not term:
+        return []
+    found: dict[int, SearchDoc] = {}
+
+    def take(rows: Iterable[SearchDoc]) -> None:
+        for row in rows:
+            if len(found) < limit:
+                found.setdefault(row.id, row)
+
+    ref = parse_ref(query)
+    if ref is not None and ref.kind in kinds:
+        take(session.scalars(select(SearchDoc).where(SearchDoc.ref == str(ref), *_live(ws, kinds))))
+    take(
+        session.scalars(
+            select(SearchDoc)
+            .where(SearchDoc.folded_name == term, *_live(ws, kinds))
+            .order_by(SearchDoc.updated_at.desc())
+            .limit(limit)
+        )
+    )
+    if len(found) < limit:
+        take(
+            session.scalars(
+                select(SearchDoc)
+                .where(
+                    SearchDoc.folded_name > term,
+                    SearchDoc.folded_name < term + _TOP,
+                    *_live(ws, kinds),
+                )
+                .order_by(SearchDoc.folded_name)
+                .limit(limit)
+            )
+        )
+    words = [w for w in term.split() if len(w) >= 3]
+    if len(found) < limit and words:
+        take(_substring_ids(session, ws, words, kinds, limit))
+    return list(found.values())
+
+
+def _fuzzy_candidates(
+    session: Session, ws: str, term: str, kinds: Sequence[RecordKind]
+) -> list[tuple[float, SearchDoc]]:
+    """Names close to `term` (typos), best first, with a 0-100 score."""
+    if len(term) < 3:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        grams = {term[i : i + 3] for i in range(len(term) - 2)}
+        match = " OR ".join(_fts_phrase(g) for g in sorted(grams))
+        fts = text("search_fts MATCH :match").bindparams(match=match)
+        ids = (
+            select(text("rowid"))
+            .select_from(text("search_fts"))
+            .where(fts)
+            .order_by(text("rank"))
+            .limit(200)
+        )
+        rows = session.scalars(select(SearchDoc).where(SearchDoc.id.in_(ids), *_live(ws, kinds)))
+    else:
+        # The default threshold (0.3) misses two-typo names; the GIN index still applies.
+        session.execute(text("SET LOCAL pg_trgm.similarity_threshold = 0.15"))
+        rows = session.scalars(
+            select(SearchDoc)
+            .where(SearchDoc.folded_name.op("%")(term), *_live(ws, kinds))
+            .order_by(func.similarity(SearchDoc.folded_name, term).desc())
+            .limit(50)
+        )
+    scored = [(float(fuzz.ratio(term, row.folded_name)), row) for row in rows]
+    return sorted(scored, key=lambda pair: -pair[0])
+
+
+def candidate(doc: SearchDoc) -> Candidate:
+    """A pick-list entry for a search document."""
+    return Candidate(ref=doc.ref, kind=RecordKind(doc.kind), name=doc.name, detail=doc.detail)
+
+
+def resolve(
+    session: Session, ws: str, text_: str, *, kinds: Sequence[RecordKind] = SEARCHABLE
+) -> Any:
+    """The one record a reference or name means; AmbiguousName or RecordNotFound otherwise."""
+    wanted = text_.strip()
+    label = " or ".join(k.label for k in kinds) if len(kinds) < len(SEARCHABLE) else "a record"
+    if not wanted:
+        raise RecordNotFound(f"{label} with no name")
+    ref = parse_ref(wanted)
+    if ref is not None:
+        if ref.kind not in kinds:
+            raise RecordNotFound(f"{ref} (expected {label})")
+        return by_ref(session, ws, ref)
+    term = fold(wanted)
+    exact = list(
+        session.scalars(
+            select(SearchDoc)
+            .where(SearchDoc.folded_name == term, *_live(ws, kinds))
+            .order_by(SearchDoc.updated_at.desc())
+            .limit(MAX_CANDIDATES + 1)
+        )
+    )
+    docs = exact or search(session, ws, wanted, kinds=kinds, limit=MAX_CANDIDATES + 1)
+    if not docs:
+        scored = _fuzzy_candidates(session, ws, term, kinds)
+        close = [(score, doc) for score, doc in scored if score >= 85]
+        if close and (len(close) == 1 or close[0][0] - close[1][0] >= 5):
+            docs = [close[0][1]]
+        elif close:
+            raise AmbiguousName(wanted, [candidate(d) for _, d in close[:MAX_CANDIDATES]])
+        else:
+            hints = [f"{d.ref} {d.name}" for score, d in scored[:3] if score >= 60]
+            raise RecordNotFound(f'{label} named "{wanted}"', did_you_mean=hints)
+    if len(docs) > 1:
+        raise AmbiguousName(wanted, [candidate(d) for d in docs[:MAX_CANDIDATES]])
+    doc = docs[0]
+    return by_number(session, ws, RecordKind(doc.kind), int(doc.ref.split("-")[1]))
+
+
+def account_by_domain(session: Session, ws: str, domain: str) -> Account | None:
+    """The oldest live account with this web domain."""
+    return session.scalars(
+        select(Account)
+        .where(Account.workspace_id == ws, Account.domain == domain, Account.deleted_at.is_(None))
+        .order_by(Account.id)
+        .limit(1)
+    ).first()
+
+
+def account_named(session: Session, ws: str, name: str) -> Account | None:
+    """The oldest live account whose name folds to the same key."""
+    ids = select(SearchDoc.record_id).where(
+        *_live(ws, (RecordKind.ACCOUNT,)), SearchDoc.folded_name == fold(name)
+    )
+    return session.scalars(
+        select(Account)
+        .where(Account.workspace_id == ws, Account.id.in_(ids))
+        .order_by(Account.id)
+        .limit(1)
+    ).first()
+
+
+# --- stages ----------------------------------------------------------------
+
+
+def stages(session: Session, ws: str) -> list[Stage]:
+    """The workspace's pipeline, in order."""
+    return list(
+        session.scalars(select(Stage).where(Stage.workspace_id == ws).order_by(Stage.position))
+    )
+
+
+def stage_named(session: Session, ws: str, name: str) -> Stage:
+    """The stage a (fuzzy) name means: exact, then prefix, then closest spelling."""
+    from crmbot.domain import InvalidInput
+
+    pipeline = stages(session, ws)
+    term = fold(name)
+    names = ", ".join(s.name for s in pipeline)
+    if not term:
+        raise InvalidInput("stage", "Which stage?", example=names)
+    for hits in (
+        [s for s in pipeline if fold(s.name) == term],
+        [s for s in pipeline if fold(s.name).startswith(term)],
+    ):
+        if len(hits) == 1:
+            return hits[0]
+    scored = sorted(((fuzz.ratio(term, fold(s.name)), s) for s in pipeline), key=lambda p: -p[0])
+    if scored and scored[0][0] >= 70 and (len(scored) == 1 or scored[0][0] - scored[1][0] >= 10):
+        return scored[0][1]
+    raise InvalidInput("stage", f'There is no stage "{name}".', example=f"one of {names}")
+
+
+# --- audit -----------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy of a column value."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+SKIP_IN_SNAPSHOT = frozenset({"id", "workspace_id", "created_at", "updated_at", "number"})
+
+
+def snapshot(obj: Base) -> dict[str, Any]:
+    """The record's fields as a JSON-safe dict, for the audit trail."""
+    return {
+        column.key: jsonable(getattr(obj, column.key))
+        for column in obj.__table__.columns
+        if column.key not in SKIP_IN_SNAPSHOT
+    }
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the fields that changed, before and after."""
+    keys = [k for k in after if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
+
+
+def add_event(
+    session: Session,
+    *,
+    ws: str,
+    at: datetime,
+    actor: str,
+    action: str,
+    record: Base,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Append one audit event for a record."""
+    session.flush()
+    kind = kind_of(record)
+    session.add(
+        Event(
+            workspace_id=ws,
+            at=at,
+            actor=actor,
+            action=action,
+            kind=kind.value,
+            record_id=record.id,  # type: ignore[attr-defined]
+            ref=ref_of(kind, record.number),  # type: ignore[attr-defined]
+            before=before,
+            after=after,
+        )
+    )
+
+
+def events_for(
+    session: Session, ws: str, kind: RecordKind, record_id: int, limit: int = 50
+) -> list[Event]:
+    """A record's audit trail, newest first."""
+    return list(
+        session.scalars(
+            select(Event)
+            .where(Event.workspace_id == ws, Event.kind == kind.value, Event.record_id == record_id)
+            .order_by(Event.at.desc(), Event.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def touch_search_owner(
+    session: Session, ws: str, kind: RecordKind, record_id: int, owner: str | None
+) -> None:
+    """Keep the search document's owner in step after an assignment."""
+    session.execute(
+        update(SearchDoc)
+        .where(
+            SearchDoc.workspace_id == ws,
+            SearchDoc.kind == kind.value,
+            SearchDoc.record_id == record_id,
+        )
+        .values(owner_id=owner)
+    )
