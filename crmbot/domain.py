@@ -155,6 +155,7 @@ class RepView:
     active: bool
     email: str | None = None
     territory: str | None = None
+    refreshed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

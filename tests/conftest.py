@@ -18,6 +18,8 @@ from crmbot.store.db import Database
 from crmbot.store.migrate import upgrade
 from crmbot.store.models import Base
 
+pytest_plugins = ["tests.slackapp"]
+
 PG_URL = os.environ.get("CRMBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -23,6 +23,10 @@ class ServiceBase:
         self._db = db
         self._clock = clock
 
+    def now(self) -> datetime:
+        """The service clock's current time (aware UTC)."""
+        return self._now()
+
     def _now(self) -> datetime:
         now = self._clock()
         if now.tzinfo is None:

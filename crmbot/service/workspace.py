@@ -14,6 +14,7 @@ from crmbot.domain import (
     StageKind,
     StageView,
 )
+from crmbot.parsing import fold
 from crmbot.service.base import ServiceBase
 from crmbot.store import queries
 from crmbot.store.models import Rep, Stage, Workspace
@@ -37,6 +38,7 @@ def rep_view(rep: Rep) -> RepView:
         active=rep.active,
         email=rep.email,
         territory=rep.territory,
+        refreshed_at=rep.refreshed_at,
     )
 
 
@@ -142,6 +144,23 @@ class WorkspaceService(ServiceBase):
         with self._db.read() as session:
             rep = self._rep(session, ws, user_id)
             return rep_view(rep) if rep else None
+
+    def rep_named(self, ws: str, name: str) -> RepView | None:
+        """The one rep whose name, or email's local part, matches `name` (None if 0 or 2+)."""
+        wanted = fold(name.lstrip("@"))
+        with self._db.read() as session:
+            rows = session.scalars(select(Rep).where(Rep.workspace_id == ws).limit(5000))
+            hits = [
+                r
+                for r in rows
+                if wanted
+                in (
+                    fold(r.name),
+                    fold(r.name).replace(" ", ""),
+                    fold((r.email or "").split("@")[0]),
+                )
+            ]
+            return rep_view(hits[0]) if len(hits) == 1 else None
 
     def reps(self, ws: str) -> tuple[RepView, ...]:
         """Every rep of the workspace."""

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -169,24 +169,45 @@ def _substring_ids(
 ) -> list[SearchDoc]:
     """Documents containing every word (3+ characters each), newest first."""
     if session.get_bind().dialect.name == "sqlite":
-        match = " AND ".join(_fts_phrase(w) for w in words)
-        fts = text("search_fts MATCH :match").bindparams(match=match)
-        ids = select(text("rowid")).select_from(text("search_fts")).where(fts)
-        stmt = (
-            select(SearchDoc)
-            .where(SearchDoc.id.in_(ids), *_live(ws, kinds))
-            .order_by(SearchDoc.id.desc())
-            .limit(limit)
+        return _fts_newest(session, ws, words, kinds, limit)
+    likes = [SearchDoc.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
+    stmt = select(SearchDoc).where(*likes, *_live(ws, kinds)).order_by(SearchDoc.id.desc())
+    return list(session.scalars(stmt.limit(limit)))
+
+
+def _fts_newest(
+    session: Session, ws: str, words: Sequence[str], kinds: Sequence[RecordKind], limit: int
+) -> list[SearchDoc]:
+    """SQLite: walk the trigram index newest first, a growing page at a time.
+
+    A common word then costs one small page instead of every match, and the workspace is
+    checked in Python: with it in the WHERE clause SQLite scans the whole workspace's index.
+    """
+    match = " AND ".join(_fts_phrase(w) for w in words)
+    wanted = {k.value for k in kinds}
+    found: list[int] = []
+    before, size = 2**63 - 1, 4 * limit
+    while len(found) < limit:
+        page = (
+            select(literal_column("rowid").label("id"))
+            .select_from(text("search_fts"))
+            .where(text("search_fts MATCH :match AND rowid < :before"))
+            .order_by(text("rowid DESC"))
+            .limit(size)
+            .subquery()
         )
-    else:
-        likes = [SearchDoc.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
-        stmt = (
-            select(SearchDoc)
-            .where(*likes, *_live(ws, kinds))
-            .order_by(SearchDoc.id.desc())
-            .limit(limit)
-        )
-    return list(session.scalars(stmt))
+        columns = (SearchDoc.id, SearchDoc.workspace_id, SearchDoc.kind, SearchDoc.deleted)
+        rows = session.execute(
+            select(*columns).join_from(page, SearchDoc, SearchDoc.id == page.c.id),
+            {"match": match, "before": before},
+        ).all()
+        live = (r.id for r in rows if r.workspace_id == ws and r.kind in wanted and not r.deleted)
+        found += sorted(live, reverse=True)
+        if len(rows) < size:
+            break
+        before, size = min(r.id for r in rows), size * 4
+    docs = session.scalars(select(SearchDoc).where(SearchDoc.id.in_(found[:limit])))
+    return sorted(docs, key=lambda doc: -doc.id)
 
 
 def _like_escape(word: str) -> str:
@@ -214,7 +235,11 @@ def search(
 
     ref = parse_ref(query)
     if ref is not None and ref.kind in kinds:
-        take(session.scalars(select(SearchDoc).where(SearchDoc.ref == str(ref), *_live(ws, kinds))))
+        # Through the record's (workspace, number) key: search_doc.ref has no index.
+        model = MODEL[ref.kind]
+        record = select(model.id).where(model.workspace_id == ws, model.number == ref.number)
+        by_key = (SearchDoc.kind == ref.kind.value, SearchDoc.record_id.in_(record))
+        take(session.scalars(select(SearchDoc).where(*by_key, *_live(ws, kinds))))
     take(
         session.scalars(
             select(SearchDoc)

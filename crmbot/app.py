@@ -1,0 +1,110 @@
+"""create_app(settings) -> a Bolt App: the composition root for the web process."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+from crmbot.config import Mode, Settings
+from crmbot.handlers import actions, commands, modals
+from crmbot.handlers.context import Directory
+from crmbot.handlers.deps import Deps
+from crmbot.handlers.errors import handle_error
+from crmbot.service import CrmService
+from crmbot.store.db import Database
+
+SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "users:read",
+    "users:read.email",
+    "im:write",
+    "channels:read",
+    "groups:read",
+    "files:write",
+)
+
+
+def retry_handlers() -> list[RetryHandler]:
+    """429 (honouring Retry-After), 5xx and dropped connections are retried by slack-sdk."""
+    return [
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2),
+        ConnectionErrorRetryHandler(max_retry_count=2),
+    ]
+
+
+def web_client(settings: Settings, token: str | None = None) -> WebClient:
+    """A WebClient pointed at SLACK_API_URL with crmbot's retry policy."""
+    return WebClient(
+        token=token or settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=retry_handlers(),
+    )
+
+
+def create_app(settings: Settings, crm: CrmService, *, db: Database | None = None) -> App:
+    """Build the Bolt app with every listener registered; no module-level globals."""
+    mode = settings.require_http() if not settings.slack_app_token else Mode.SINGLE
+    # Acks must not queue behind slow listeners: Bolt's default pool has 5 threads.
+    executor = ThreadPoolExecutor(
+        max_workers=settings.threads, thread_name_prefix="crmbot-listener"
+    )
+    if mode is Mode.OAUTH:
+        assert db is not None, "OAuth mode keeps installations in the database"
+        installation_store = SQLAlchemyInstallationStore(
+            client_id=settings.slack_client_id or "", engine=db.engine
+        )
+        state_store = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=db.engine)
+        _create_oauth_tables(installation_store, state_store)
+        app = App(
+            signing_secret=settings.slack_signing_secret,
+            client=web_client(settings),
+            installation_store=installation_store,
+            oauth_settings=OAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=settings.slack_client_secret,
+                scopes=list(SCOPES),
+                installation_store=installation_store,
+                state_store=state_store,
+            ),
+            listener_executor=executor,
+            logger=logging.getLogger("crmbot.bolt"),
+        )
+    else:
+        app = App(
+            token=settings.slack_bot_token,
+            signing_secret=settings.slack_signing_secret or "socket-mode",
+            client=web_client(settings),
+            listener_executor=executor,
+            logger=logging.getLogger("crmbot.bolt"),
+            request_verification_enabled=bool(settings.slack_signing_secret),
+        )
+    deps = Deps(crm=crm, settings=settings, directory=Directory(crm))
+    commands.register(app, deps)
+    modals.register(app, deps)
+    actions.register(app, deps)
+    app.error(handle_error)
+    return app
+
+
+def _create_oauth_tables(
+    installations: SQLAlchemyInstallationStore, states: SQLAlchemyOAuthStateStore
+) -> None:
+    # slack-sdk owns these tables' shape; create them if missing, beside crmbot's own.
+    installations.metadata.create_all(installations.engine)
+    states.metadata.create_all(states.engine)

@@ -1,0 +1,67 @@
+"""The one error handler: domain errors become friendly text; the rest get an error id."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from crmbot.domain import AmbiguousName, CrmError
+from crmbot.handlers import render
+from crmbot.handlers.command_text import CommandError
+
+log = logging.getLogger("crmbot")
+
+
+def reply_for(error: BaseException) -> render.Reply:
+    """What the person who caused `error` should read."""
+    if isinstance(error, AmbiguousName):
+        return render.ambiguous(error)
+    if isinstance(error, CrmError):
+        return render.text(render.esc(error.message))
+    if isinstance(error, CommandError):
+        return render.text(render.esc(error.message))
+    error_id = uuid.uuid4().hex[:8]
+    log.error("unexpected error %s", error_id, exc_info=error)
+    return render.text(
+        f"Something went wrong on our side (error id `{error_id}`). Please try again."
+    )
+
+
+def handle_error(error: Exception, body: dict[str, Any], respond: Any, logger: Any) -> None:
+    """Bolt's global error handler: answer the person privately when we can."""
+    reply = reply_for(error)
+    if respond is not None:
+        try:
+            respond(response_type="ephemeral", replace_original=False, **reply.payload())
+            return
+        except Exception:  # the reply itself failed: the log keeps it
+            log.exception("could not tell the user about an error")
+    log.warning("error without a way to answer: %s", reply.text)
+
+
+Listener = Callable[..., Any]
+
+
+def guarded(listener: Listener) -> Listener:
+    """Route a listener's errors to `handle_error` ourselves.
+
+    Bolt (1.30) loses the HTTP ack when a listener raises within ~10 ms of acking: its
+    runner overwrites `ack.response` with None while the request thread is still polling.
+    Answering errors here keeps the ack, and still goes through the one error handler.
+    """
+
+    @functools.wraps(listener)
+    def run(**kwargs: Any) -> Any:
+        try:
+            return listener(**kwargs)
+        except Exception as error:
+            ack = kwargs.get("ack")
+            if ack is not None and getattr(ack, "response", None) is None:
+                ack()
+            handle_error(error, kwargs.get("body") or {}, kwargs.get("respond"), log)
+            return None
+
+    return run

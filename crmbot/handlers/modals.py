@@ -1,0 +1,374 @@
+"""Modals: turn submissions into service calls or field errors (opening: modal_open.py).
+
+Each submission: read the form (forms.py) -> call the service -> `ack()` and tell the person,
+or `ack(response_action="errors")` so the modal stays open with everything typed. The acting
+user and workspace come from Bolt's verified context; refs in private_metadata are looked up
+again, in that workspace, by the service.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from crmbot.domain import AmbiguousName, CrmError, InvalidInput, RecordNotFound
+from crmbot.handlers import forms, render
+from crmbot.handlers import modal_views as views
+from crmbot.handlers.context import Actor, workspace_of
+from crmbot.handlers.deps import Deps
+from crmbot.handlers.forms import FieldErrors, Metadata
+from crmbot.handlers.ids import Action, Modal
+from crmbot.handlers.modal_open import (
+    open_assign,
+    open_convert,
+    open_follow_up,
+    open_log,
+    open_log_message,
+    open_move,
+    open_new_deal,
+    open_new_lead,
+    open_settings,
+)
+from crmbot.handlers.modal_views import BlockId
+
+log = logging.getLogger(__name__)
+# The openers live in modal_open.py; commands and buttons call them as `modals.open_*`.
+__all__ = [
+    "open_assign",
+    "open_convert",
+    "open_follow_up",
+    "open_log",
+    "open_log_message",
+    "open_move",
+    "open_new_deal",
+    "open_new_lead",
+    "open_settings",
+    "register",
+]
+
+MAX_OPTIONS = 100
+B = BlockId
+# Per modal: the service's InvalidInput.field -> the block to show the error on. A field
+# named like a block maps to it; anything else lands on the modal's first input.
+FIELD_BLOCKS: dict[Modal, dict[str, BlockId]] = {
+    Modal.NEW_LEAD: {},
+    Modal.LOG: {"about": B.RECORD, "when": B.DATE, "summary": B.NOTES},
+    Modal.NEW_DEAL: {"for": B.RECORD, "about": B.RECORD, "probability": B.STAGE},
+    Modal.MOVE_DEAL: {},
+    Modal.ASSIGN: {"user": B.OWNER},
+    Modal.FOLLOW_UP: {"about": B.RECORD, "title": B.TEXT},
+    Modal.CONVERT: {
+        "name": B.DEAL_NAME,
+        "lead": B.ACCOUNT,
+        "domain": B.ACCOUNT,
+        "currency": B.AMOUNT,
+    },
+    Modal.SETTINGS: {"user": B.ROLE_USER},
+    Modal.LOG_MESSAGE: {"about": B.RECORD, "permalink": B.NOTES, "summary": B.NOTES},
+}
+
+
+@dataclass(frozen=True)
+class Done:
+    """A successful submission: the reply for the person, and maybe a DM for someone else."""
+
+    reply: render.Reply
+    dm_to: str | None = None
+    dm: render.Reply | None = None
+
+
+Work = Callable[[Actor, Metadata, dict[str, Any], WebClient], Done | FieldErrors]
+
+
+def register(app: App, deps: Deps) -> None:
+    """Register view submissions and the record picker's suggestions."""
+    submit = Submissions(deps)
+    handlers: dict[Modal, Work] = {
+        Modal.NEW_LEAD: submit.new_lead,
+        Modal.LOG: submit.log,
+        Modal.NEW_DEAL: submit.new_deal,
+        Modal.MOVE_DEAL: submit.move,
+        Modal.ASSIGN: submit.assign,
+        Modal.FOLLOW_UP: submit.follow_up,
+        Modal.CONVERT: submit.convert,
+        Modal.SETTINGS: submit.settings,
+        Modal.LOG_MESSAGE: submit.log_message,
+    }
+    for modal, work in handlers.items():
+        app.view(modal.value)(submit.listener(modal, work))
+    app.options(Action.RECORD_PICKER.value)(submit.suggest_records)
+
+
+def errors_for(
+    error: CrmError, view: Mapping[str, Any], aliases: Mapping[str, BlockId]
+) -> dict[str, str]:
+    """Put a service error on the input it is about (the first input when unsure)."""
+    inputs = [
+        str(b.get("block_id"))
+        for b in view.get("blocks") or []
+        if isinstance(b, dict) and b.get("type") == "input"
+    ]
+    field = "record" if isinstance(error, RecordNotFound | AmbiguousName) else ""
+    if isinstance(error, InvalidInput):
+        field = error.field
+    block = aliases.get(field, field)
+    if block not in inputs:
+        block = inputs[0] if inputs else BlockId.NAME.value
+    return {str(block): views.clip(error.message, forms.ERROR_MAX)}
+
+
+class Submissions:
+    """The view_submission listeners and the record picker's type-ahead."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.crm = deps.crm
+
+    def listener(self, modal: Modal, work: Work) -> Callable[..., None]:
+        aliases = FIELD_BLOCKS[modal]
+
+        def submit(
+            ack: Ack,
+            body: dict[str, Any],
+            view: dict[str, Any],
+            context: BoltContext,
+            client: WebClient,
+        ) -> None:
+            actor = self.deps.directory.actor(context, client, body["user"]["id"])
+            meta = forms.read_metadata(view.get("private_metadata"))
+            values = (view.get("state") or {}).get("values") or {}
+            try:
+                outcome = work(actor, meta, values, client)
+            except CrmError as error:
+                ack(response_action="errors", errors=errors_for(error, view, aliases))
+                return
+            if isinstance(outcome, FieldErrors):
+                ack(response_action="errors", errors=outcome.by_block)
+                return
+            ack()
+            tell(client, actor.user_id, meta.channel_id, outcome.reply)
+            if outcome.dm_to and outcome.dm:
+                dm(client, outcome.dm_to, outcome.dm, actor=actor, channel_id=meta.channel_id)
+
+        submit.__name__ = f"submit_{modal.value}"
+        return submit
+
+    def suggest_records(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        """Type-ahead for the record picker: leads, contacts, accounts and deals."""
+        query = str(body.get("value") or "")
+        try:
+            hits = self.crm.find(workspace_of(context), query)
+        except InvalidInput:
+            hits = ()
+        options = []
+        for hit in hits[:MAX_OPTIONS]:
+            suffix = f" · {hit.kind.label}"
+            label = views.clip(f"{hit.ref} {hit.name}", views.OPTION_MAX - len(suffix)) + suffix
+            options.append(views.option(hit.ref, label).to_dict())
+        ack(options=options)
+
+    # --- one per modal --------------------------------------------------------
+
+    def new_lead(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_new_lead(values)
+        if isinstance(form, FieldErrors):
+            return form
+        lead = self.crm.create_lead(
+            actor.ws,
+            by=actor.user_id,
+            name=form.name,
+            company=form.company,
+            email=form.email,
+            phone=form.phone,
+            source=form.source,
+        )
+        return Done(render.lead_created(lead))
+
+    def log(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_log(values, tz=actor.tz, now=self.crm.now())
+        if isinstance(form, FieldErrors):
+            return form
+        item = self.crm.log_interaction(
+            actor.ws,
+            by=actor.user_id,
+            kind=form.kind,
+            about=form.record,
+            summary=form.notes,
+            occurred_at=form.occurred_at,
+            outcome=form.outcome,
+            duration_minutes=form.duration_minutes,
+        )
+        reply = render.logged(item)
+        if form.follow_up is None:
+            return Done(reply)
+        # The interaction is saved: from here on a problem is reported, not a field error,
+        # so a second submit can't log it twice.
+        try:
+            created = self.crm.create_follow_up(
+                actor.ws,
+                by=actor.user_id,
+                about=form.record,
+                due_at=form.follow_up.at,
+                channel_id=meta.channel_id,
+            )
+        except CrmError as error:
+            note = render.text(f"I couldn't set the follow-up: {render.esc(error.message)}")
+            return Done(join(reply, note))
+        return Done(join(reply, render.follow_up_created(created)))
+
+    def log_message(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_log_message(values)
+        if isinstance(form, FieldErrors):
+            return form
+        item = self.crm.log_interaction(
+            actor.ws,
+            by=actor.user_id,
+            kind=form.kind,
+            about=form.record,
+            summary=form.notes,
+            permalink=meta.permalink,
+        )
+        return Done(render.logged(item))
+
+    def new_deal(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_new_deal(values)
+        if isinstance(form, FieldErrors):
+            return form
+        deal = self.crm.create_deal(
+            actor.ws,
+            by=actor.user_id,
+            name=form.name,
+            amount=form.amount,
+            currency=form.currency,
+            stage=form.stage,
+            about=form.about,
+            close_date=form.close_date,
+        )
+        return Done(render.deal_saved(deal, "New deal"))
+
+    def move(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_move(values)
+        if isinstance(form, FieldErrors):
+            return form
+        deal = self.crm.move_deal(
+            actor.ws, _ref(meta, "deal"), form.stage, by=actor.user_id, reason=form.reason
+        )
+        return Done(render.deal_saved(deal, "Moved"))
+
+    def assign(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_assign(values)
+        if isinstance(form, FieldErrors):
+            return form
+        # Know the new owner as Slack describes them (name, time zone) before they own things.
+        self.deps.directory.rep(actor.ws, client, form.owner_id)
+        result = self.crm.assign(actor.ws, _ref(meta, "record"), form.owner_id, by=actor.user_id)
+        told = result.owner_id if result.owner_id != actor.user_id else None
+        return Done(render.assigned(result), told, render.assigned_dm(result, actor.user_id))
+
+    def follow_up(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_follow_up(values, tz=actor.tz, now=self.crm.now())
+        if isinstance(form, FieldErrors):
+            return form
+        created = self.crm.create_follow_up(
+            actor.ws,
+            by=actor.user_id,
+            about=form.record,
+            due_at=form.due.at,
+            title=form.title,
+            channel_id=meta.channel_id,
+        )
+        return Done(render.follow_up_created(created))
+
+    def convert(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_convert(values)
+        if isinstance(form, FieldErrors):
+            return form
+        result = self.crm.convert_lead(
+            actor.ws,
+            _ref(meta, "lead"),
+            by=actor.user_id,
+            account_name=form.account_name,
+            deal_name=form.deal_name,
+            amount=form.amount,
+            currency=form.currency,
+            stage=form.stage,
+        )
+        return Done(render.conversion(result))
+
+    def settings(
+        self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
+    ) -> Done | FieldErrors:
+        form = forms.parse_settings(values)
+        if isinstance(form, FieldErrors):
+            return form
+        if form.user_id is None or form.role is None:
+            return Done(render.text("Settings saved; nothing changed."))
+        self.deps.directory.rep(actor.ws, client, form.user_id)
+        rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
+        return Done(render.text(f"{render.user(rep.user_id)} is now {rep.role.value}."))
+
+
+def _ref(meta: Metadata, what: str) -> str:
+    if not meta.ref:
+        raise InvalidInput(what, "This form lost track of its record. Please open it again.")
+    return meta.ref
+
+
+def join(first: render.Reply, second: render.Reply) -> render.Reply:
+    """Two replies as one message."""
+    return render.Reply(f"{first.text}\n{second.text}", [*first.blocks, *second.blocks])
+
+
+def tell(client: WebClient, user_id: str, channel_id: str | None, reply: render.Reply) -> None:
+    """Privately, where the person started; in a DM when there is no channel or it refuses."""
+    if channel_id:
+        try:
+            client.chat_postEphemeral(channel=channel_id, user=user_id, **_payload(reply))
+            return
+        except SlackApiError as error:  # e.g. a private channel the bot isn't in
+            log.info("ephemeral to %s failed (%s); sending a DM", channel_id, _code(error))
+    channel = client.conversations_open(users=user_id)["channel"]["id"]
+    client.chat_postMessage(channel=channel, **_payload(reply))
+
+
+def dm(
+    client: WebClient, user_id: str, reply: render.Reply, *, actor: Actor, channel_id: str | None
+) -> None:
+    """Tell someone else by DM; if Slack refuses, tell the actor instead of failing silently."""
+    try:
+        channel = client.conversations_open(users=user_id)["channel"]["id"]
+        client.chat_postMessage(channel=channel, **_payload(reply))
+    except SlackApiError as error:
+        log.warning("DM to %s failed: %s", user_id, _code(error))
+        note = f"I couldn't send {render.user(user_id)} a DM about it ({_code(error)})."
+        tell(client, actor.user_id, channel_id, render.text(note))
+
+
+def _payload(reply: render.Reply) -> dict[str, Any]:
+    return dict(reply.payload())
+
+
+def _code(error: SlackApiError) -> str:
+    return str(error.response.get("error") or "unknown error")
