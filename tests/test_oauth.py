@@ -23,7 +23,7 @@ from tests.slackapp import SECRET, SlackSim
 def oauth_app(db: Database) -> Iterator[tuple[SlackSim, FakeSlack]]:
     fake = FakeSlack().start()
     for team, user, token in (("T1", "UBOB", "xoxb-one"), ("T2", "UEVE", "xoxb-two")):
-        fake.add_team(team)
+        fake.add_token(token, team)
         fake.add_user(team, user, user.lower()[1:], real_name=f"{user} Person", tz="Europe/Berlin")
         fake.add_channel(team, f"C{team}", "sales")
     settings = Settings(
@@ -66,8 +66,6 @@ def test_two_workspaces_install_and_each_uses_its_own_token(
     oauth_app: tuple[SlackSim, FakeSlack],
 ) -> None:
     sim, fake = oauth_app
-    fake.add_token("xoxb-one", "T1")
-    fake.add_token("xoxb-two", "T2")
     install(sim, fake, "T1", "xoxb-one", "UBOB")
     install(sim, fake, "T2", "xoxb-two", "UEVE")
     assert "L-1" in sim.command("lead Ana Lima", team="T1", user="UBOB").args["text"]
