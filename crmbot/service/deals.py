@@ -155,8 +155,7 @@ class DealService(RecordService):
             created_at=now,
             updated_at=now,
         )
-        session.add(deal)
-        session.flush()
+        self._created(session, ws, by, deal)
         session.add(
             StageHistory(
                 workspace_id=ws,
@@ -166,17 +165,6 @@ class DealService(RecordService):
                 at=now,
                 by=by,
             )
-        )
-        self._index(session, deal)
-        queries.add_event(
-            session,
-            ws=ws,
-            at=now,
-            actor=by,
-            action="create",
-            record=deal,
-            before=None,
-            after=queries.snapshot(deal),
         )
         return deal
 

@@ -140,18 +140,7 @@ class RecordService(WorkspaceService):
                 extra=extra,
                 **fields,
             )
-            session.add(lead)
-            self._index(session, lead)
-            queries.add_event(
-                session,
-                ws=ws,
-                at=now,
-                actor=by,
-                action="create",
-                record=lead,
-                before=None,
-                after=queries.snapshot(lead),
-            )
+            self._created(session, ws, by, lead)
             return present.lead_view(lead)
 
     # --- accounts and contacts ---------------------------------------------
@@ -195,18 +184,7 @@ class RecordService(WorkspaceService):
             updated_at=now,
             **fields,
         )
-        session.add(account)
-        self._index(session, account)
-        queries.add_event(
-            session,
-            ws=ws,
-            at=now,
-            actor=by,
-            action="create",
-            record=account,
-            before=None,
-            after=queries.snapshot(account),
-        )
+        self._created(session, ws, by, account)
         return account
 
     def create_contact(
@@ -254,18 +232,7 @@ class RecordService(WorkspaceService):
             updated_at=now,
             **fields,
         )
-        session.add(contact)
-        self._index(session, contact)
-        queries.add_event(
-            session,
-            ws=ws,
-            at=now,
-            actor=by,
-            action="create",
-            record=contact,
-            before=None,
-            after=queries.snapshot(contact),
-        )
+        self._created(session, ws, by, contact)
         return contact
 
     def _account_for(
@@ -364,6 +331,21 @@ class RecordService(WorkspaceService):
             return present.record_view(session, record)
 
     # --- shared helpers -----------------------------------------------------
+
+    def _created(self, session: Session, ws: str, by: str, record: Any) -> None:
+        """Add a new record, index it for search and write its `create` event."""
+        session.add(record)
+        self._index(session, record)
+        queries.add_event(
+            session,
+            ws=ws,
+            at=self._now(),
+            actor=by,
+            action="create",
+            record=record,
+            before=None,
+            after=queries.snapshot(record),
+        )
 
     def _index(self, session: Session, record: Any) -> None:
         queries.index_record(session, record, detail=_detail(session, record), extra=_extra(record))
