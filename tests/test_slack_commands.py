@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
+import pytest
+
 from crmbot.handlers.ids import Action
-from tests.slackapp import SlackSim
+from tests.slackapp import SECRET, TOKEN, SlackSim
 
 
 def reply_text(call: object) -> str:
@@ -170,3 +173,16 @@ def test_pipeline_and_tasks_for_another_rep_by_mention(slack: SlackSim) -> None:
     slack.crm.create_deal("T1", by="UCAROL", name="Carol's deal", amount=None)
     text = reply_text(slack.command("pipeline <@UCAROL|carol>"))
     assert "1 deal" in text
+
+
+def test_tokens_and_the_signing_secret_never_reach_the_logs(
+    slack: SlackSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    slack.command("lead Ana Lima at Acme")
+    slack.command("show L-1")
+    slack.command("frobnicate")
+    slack.send_command("lead Mallory", secret="wrong")
+    assert TOKEN not in caplog.text
+    assert SECRET not in caplog.text
+    assert caplog.records  # the logs were captured at all
