@@ -47,6 +47,9 @@ class WorkspaceService(ServiceBase):
         self, ws: str, *, name: str = "", enterprise_id: str | None = None
     ) -> None:
         """Create the workspace with the default pipeline the first time it is seen."""
+        with self._db.read() as session:
+            if session.get(Workspace, ws) is not None:
+                return
         with self._db.write() as session:
             self._ensure_workspace(session, ws, name=name, enterprise_id=enterprise_id)
 
@@ -185,9 +188,13 @@ class WorkspaceService(ServiceBase):
 
     def stages(self, ws: str) -> tuple[StageView, ...]:
         """The workspace's pipeline stages in order."""
-        with self._db.write() as session:
-            self._ensure_workspace(session, ws)
-            return tuple(
-                StageView(s.name, s.position, s.probability, StageKind(s.kind), s.rotting_days)
-                for s in queries.stages(session, ws)
-            )
+        with self._db.read() as session:
+            found = queries.stages(session, ws)
+        if not found:  # a workspace seen for the first time: make it, with the default pipeline
+            with self._db.write() as session:
+                self._ensure_workspace(session, ws)
+                found = queries.stages(session, ws)
+        return tuple(
+            StageView(s.name, s.position, s.probability, StageKind(s.kind), s.rotting_days)
+            for s in found
+        )
