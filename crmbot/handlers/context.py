@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,10 +39,19 @@ def workspace_of(context: Any) -> str:
 
 
 class Directory:
-    """Reps as Slack describes them: `users.info` kept in the database, refreshed daily."""
+    """Reps as Slack describes them: `users.info` kept in the database, refreshed daily.
+
+    Each process also remembers a rep for CACHE_SECONDS, so a burst of commands costs one
+    database read, not one per request. Permissions are never decided from this copy: the
+    service reads roles from the database in the transaction that needs them.
+    """
+
+    CACHE_SECONDS = 30.0
 
     def __init__(self, crm: CrmService) -> None:
         self._crm = crm
+        self._cache: dict[tuple[str, str], tuple[float, RepView]] = {}
+        self._lock = threading.Lock()
 
     def actor(self, context: Any, client: WebClient, user_id: str) -> Actor:
         """The acting rep, created on first use, profile refreshed from Slack when stale."""
@@ -50,6 +61,22 @@ class Directory:
 
     def rep(
         self, ws: str, client: WebClient, user_id: str, *, enterprise_id: str | None = None
+    ) -> RepView:
+        """The rep for a Slack user: from this process's cache, the database or Slack."""
+        key = (ws, user_id)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.CACHE_SECONDS:
+            return cached[1]
+        rep = self._load(ws, client, user_id, enterprise_id=enterprise_id)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic(), rep)
+        return rep
+
+    def _load(
+        self, ws: str, client: WebClient, user_id: str, *, enterprise_id: str | None
     ) -> RepView:
         known = self._crm.rep(ws, user_id)
         now = self._crm.now()
