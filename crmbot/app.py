@@ -18,7 +18,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from crmbot.config import Mode, Settings
-from crmbot.handlers import actions, commands, modals
+from crmbot.handlers import actions, commands, duplicates, intake, modals
 from crmbot.handlers.context import Directory
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import handle_error
@@ -98,6 +98,8 @@ def create_app(settings: Settings, crm: CrmService, *, db: Database | None = Non
     commands.register(app, deps)
     modals.register(app, deps)
     actions.register(app, deps)
+    intake.register(app, deps)
+    duplicates.register(app, deps)
     app.error(handle_error)
     return app
 

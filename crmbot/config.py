@@ -61,6 +61,7 @@ class Settings:
     scheduler_in_web: bool = True
     command: str = "/crm"
     intake_token: str | None = None
+    team_id: str | None = None  # the workspace CRMBOT_INTAKE_TOKEN is for (default: auth.test)
     threads: int = 16
 
     def __repr__(self) -> str:
@@ -110,6 +111,7 @@ class Settings:
             scheduler_in_web=_bool(env, "CRMBOT_WEB_SCHEDULER", True),
             command=command,
             intake_token=text("CRMBOT_INTAKE_TOKEN"),
+            team_id=text("CRMBOT_TEAM_ID"),
             threads=_int(env, "CRMBOT_THREADS", 16, low=2, high=256),
         )
 

@@ -338,13 +338,18 @@ def clean_text(
     example: str = "",
 ) -> str:
     """Strip, drop control and disguising invisible characters, then enforce required/max_len."""
-    text = text.translate(_INVISIBLE)
-    if multiline:
-        text, keep = _NEWLINE_RE.sub("\n", text), "\n\t"
+    if text.isprintable():
+        # No control, format (invisible), separator or line-break characters: the steps
+        # below would only strip the spaces at the edges. (The fast path for bulk imports.)
+        text = text.strip()
     else:
-        text, keep = _SINGLE_LINE_BREAK_RE.sub(" ", text), ""
-    text = "".join(c for c in text if c in keep or unicodedata.category(c) not in ("Cc", "Cs"))
-    text = _EDGES_RE.sub("", text)
+        text = text.translate(_INVISIBLE)
+        if multiline:
+            text, keep = _NEWLINE_RE.sub("\n", text), "\n\t"
+        else:
+            text, keep = _SINGLE_LINE_BREAK_RE.sub(" ", text), ""
+        text = "".join(c for c in text if c in keep or unicodedata.category(c) not in ("Cc", "Cs"))
+        text = _EDGES_RE.sub("", text)
     if required and not text:
         raise InvalidInput(field, f"{_label(field)} is required.", example=example)
     if len(text) > max_len:

@@ -28,8 +28,8 @@ def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> l
     return [data]
 
 
-def create_wsgi(app: App, db: Database) -> WsgiApp:
-    """One WSGI app for every route crmbot serves."""
+def create_wsgi(app: App, db: Database, *, intake: WsgiApp | None = None) -> WsgiApp:
+    """One WSGI app for every route crmbot serves (`intake`: the POST /intake/lead app)."""
     bolt = SlackRequestHandler(app)
 
     def healthz(start_response: StartResponse) -> list[bytes]:
@@ -44,6 +44,8 @@ def create_wsgi(app: App, db: Database) -> WsgiApp:
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
             return healthz(start_response)
+        if intake is not None and environ.get("PATH_INFO") == "/intake/lead":
+            return intake(environ, start_response)
         return bolt(environ, start_response)
 
     return wsgi

@@ -327,3 +327,13 @@ def test_follow_up_status_values(crm: CrmService) -> None:
     assert created.follow_up.status is FollowUpStatus.OPEN
     # Bob is in Los Angeles: 9am there is 17:00 UTC in November.
     assert created.follow_up.due_at == datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
+
+
+def test_find_by_a_full_email_address_uses_whole_words_inside_it(crm: CrmService) -> None:
+    crm.create_contact(WS, by="UBOB", name="Juan Rodriguez", email="juan.rodriguez@globex.com")
+    crm.create_contact(WS, by="UBOB", name="Juana Rodrigues", email="juana.rodrigues@globex.com")
+    crm.create_contact(WS, by="UBOB", name="Deleted Juan", email="juan.rodriguez@globex.com.au")
+    crm.delete(WS, "C-3", by="UADMIN")
+    assert [h.ref for h in crm.find(WS, "juan.rodriguez@globex.com")] == ["C-1"]
+    assert [h.ref for h in crm.find(WS, "n.rodriguez@globex.c")] == ["C-1"]
+    assert [h.ref for h in crm.find(WS, "@globex.")] == ["C-2", "C-1"]

@@ -11,7 +11,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlo
 from slack_sdk.models.views import View
 
 from crmbot.domain import FollowUpView, PipelineView, TaskList
-from crmbot.handlers import modals, render
+from crmbot.handlers import modals, reminder_actions, render
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import guarded
 from crmbot.handlers.ids import Action, Shortcut
@@ -37,6 +37,7 @@ def register(app: App, deps: Deps) -> None:
         app.action(action.value)(guarded(handler.click_snooze))
     app.event("app_home_opened")(guarded(handler.open_home))
     app.shortcut(Shortcut.LOG_MESSAGE.value)(guarded(handler.open_log_message))
+    reminder_actions.register(app, deps)
 
 
 def _clicked(body: dict[str, Any]) -> tuple[str, str]:
@@ -108,6 +109,7 @@ class ActionHandler:
         done = self.crm.complete_follow_up(actor.ws, ref, by=actor.user_id)
         self._after_change(body, client, respond, render.follow_up_changed(done, "is done"))
         self._refresh_home(body, client, actor.ws, actor.user_id)
+        reminder_actions.refresh_clicked(self.deps, client, body, actor.ws)
 
     def click_snooze(
         self, ack: Ack, body: dict[str, Any], context: Any, client: WebClient, respond: Respond
@@ -122,6 +124,7 @@ class ActionHandler:
         )
         self._after_change(body, client, respond, render.follow_up_changed(snoozed, said))
         self._refresh_home(body, client, actor.ws, actor.user_id)
+        reminder_actions.refresh_clicked(self.deps, client, body, actor.ws)
 
     @staticmethod
     def _after_change(

@@ -61,7 +61,18 @@ DEFAULT_STAGES: tuple[str, ...] = (
     "Won",
     "Lost",
 )
-FILTER_KEYS = ("stage", "owner", "industry", "region", "size", "source", "status", "kind", "sort")
+FILTER_KEYS = (
+    "stage",
+    "owner",
+    "industry",
+    "region",
+    "size",
+    "source",
+    "status",
+    "kind",
+    "sort",
+    "save",
+)
 
 # ---------------------------------------------------------------------------
 # Commands
@@ -292,9 +303,15 @@ VERBS: dict[str, VerbHelp] = {
     "find": VerbHelp(
         "find QUERY",
         "Search leads, contacts, accounts and deals. Filters: "
-        + ", ".join(f"{key}:" for key in FILTER_KEYS)
-        + " (owner:@user).",
-        ("find acme", "find stage:proposal owner:@bob industry:saas"),
+        + ", ".join(f"{key}:" for key in FILTER_KEYS if key != "save")
+        + " (owner:@user, size:>50, sort:score). save:NAME saves the search; "
+        "@NAME runs it again.",
+        (
+            "find acme",
+            "find stage:proposal owner:@bob industry:saas",
+            "find industry:saas region:emea size:>50 save:hot-emea",
+            "find @hot-emea",
+        ),
     ),
     "show": VerbHelp(
         "show RECORD",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from crmbot import charts
 from crmbot.dates import parse_when
-from crmbot.domain import CrmError, InvalidInput
+from crmbot.domain import CrmError, InvalidInput, LeadView
 from crmbot.handlers import command_text as ct
-from crmbot.handlers import modals, render
+from crmbot.handlers import duplicates, modals, render, report_views, uploads
 from crmbot.handlers.context import Actor
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import guarded
@@ -58,6 +60,8 @@ class CommandHandler:
         reply = self.run(parsed, actor, client, command)
         if reply is not None:
             respond(response_type="ephemeral", **reply.payload())
+        if isinstance(reply, report_views.ChartedReply):  # text first, then the pictures
+            uploads.share_charts(client, reply, command.get("channel_id"), respond)
 
     def run(
         self, parsed: ct.Command, actor: Actor, client: WebClient, command: dict[str, Any]
@@ -75,6 +79,17 @@ class CommandHandler:
             case ct.NewLead(name=None):
                 modals.open_new_lead(*opened, prefill=parsed)
             case ct.NewLead():
+                question = duplicates.guard(
+                    crm,
+                    ws,
+                    name=parsed.name,
+                    company=parsed.company,
+                    email=parsed.email,
+                    phone=parsed.phone,
+                    source=parsed.source,
+                )
+                if question is not None:
+                    return question
                 lead = crm.create_lead(
                     ws,
                     by=by,
@@ -119,13 +134,20 @@ class CommandHandler:
                     raise InvalidInput("lead", "Which lead?", example="/crm convert L-12")
                 crm.show(ws, lead)  # unknown or ambiguous leads answer before a modal opens
                 modals.open_convert(*opened, lead=lead)
+            case ct.Find(text="@", filters=(), owner=None):  # the saved segments
+                return report_views.segments(crm.segments(ws))
+            case ct.Find(text=text, filters=(), owner=None) if "@" not in text:
+                return render.search(crm.find(ws, text), text)
             case ct.Find(text=text, filters=filters, owner=owner):
-                query = " ".join([text, *(f"{k}:{v}" for k, v in filters)]).strip()
-                if owner is not None and not text:
-                    return render.tasks(crm.tasks(ws, owner_id=self.user_of(actor, owner)))
-                return render.search(crm.find(ws, query), query)
+                whose = self.user_of(actor, owner) if owner else None
+                found = crm.find_records(ws, by=by, text=text, filters=filters, owner_id=whose)
+                return report_views.found(found)
             case ct.Show(record=record):
-                return render.card(crm.show(ws, record))
+                card = crm.show(ws, record)
+                if isinstance(card.record, LeadView):  # a lead's card explains its score
+                    score = crm.lead_score(ws, card.record.ref)
+                    return report_views.with_score(render.card(card), score)
+                return render.card(card)
             case ct.FollowUp(record=record, when=when, text=text):
                 created = crm.create_follow_up(
                     ws,
@@ -142,9 +164,16 @@ class CommandHandler:
                 return render.tasks(crm.tasks(ws, owner_id=whose, overdue_only=overdue))
             case ct.Pipeline(user=mention, team=team):
                 rep = None if team or mention is None else self.user_of(actor, mention)
-                return render.pipeline(crm.pipeline(ws, owner_id=rep))
+                pipeline = crm.pipeline_report(ws, owner_id=rep, team=team, tz=actor.tz)
+                return report_views.pipeline(pipeline, partial(charts.for_pipeline, pipeline))
+            case ct.Report(period=period, user=mention):
+                rep = self.user_of(actor, mention) if mention else None
+                activity = crm.activity_report(ws, period, owner_id=rep)
+                return report_views.report(activity, partial(charts.for_report, activity))
             case ct.History(record=record):
-                return render.history(record, crm.history(ws, record))
+                return report_views.history(crm.record_history(ws, record))
+            case ct.Undo():
+                return report_views.undone(crm.undo(ws, by=by))
             case ct.Delete(record=record):
                 view = crm.delete(ws, record, by=by)
                 return render.text(
@@ -156,11 +185,6 @@ class CommandHandler:
                 return render.text(f"Restored *{view.ref}* {render.esc(view.name)}.")
             case ct.Settings():
                 modals.open_settings(*opened)
-            case ct.Report() | ct.Undo():
-                verb = type(parsed).__name__.lower()
-                return render.text(
-                    f"`/crm {verb}` is not available yet. `/crm pipeline` and `/crm history` are."
-                )
         return None
 
     def user_of(self, actor: Actor, mention: ct.Mention) -> str:

@@ -15,6 +15,8 @@ class Modal(StrEnum):
     CONVERT = "convert_lead"
     SETTINGS = "settings"
     LOG_MESSAGE = "log_message"
+    RESCHEDULE = "reschedule_follow_up"
+    LOG_NEXT = "log_call_next"
 
 
 class Action(StrEnum):
@@ -33,6 +35,20 @@ class Action(StrEnum):
     HOME_LOG = "home_log"
     HOME_NEW_DEAL = "home_new_deal"
     RECORD_PICKER = "record_picker"
+    # reminder digests (crmbot/handlers/reminder_actions.py)
+    SNOOZE_MONDAY = "snooze_monday"
+    RESCHEDULE = "reschedule_follow_up"
+    LOG_NEXT = "log_call_next"
+    ACKNOWLEDGE = "escalation_ack"
+    DIGEST_TIME = "digest_time"
+    DIGEST_OFF = "digest_off"
+    DIGEST_ON = "digest_on"
+    # web-form intake and the duplicate guard (crmbot/handlers/intake.py, duplicates.py)
+    CLAIM = "claim_lead"
+    ROTATE_INTAKE_TOKEN = "rotate_intake_token"
+    INTAKE_CHANNEL = "intake_channel"
+    MERGE = "merge_duplicate"
+    CREATE_ANYWAY = "create_anyway"
 
 
 class Shortcut(StrEnum):

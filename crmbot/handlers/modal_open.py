@@ -24,6 +24,7 @@ from crmbot.handlers import modal_views as views
 from crmbot.handlers.command_text import NewDeal, NewLead
 from crmbot.handlers.context import Actor
 from crmbot.handlers.deps import Deps
+from crmbot.handlers.intake import settings_view
 from crmbot.handlers.modal_views import Picked
 from crmbot.parsing import fold, parse_ref, unescape_slack
 
@@ -170,7 +171,7 @@ def open_settings(
     """Settings, for admins only."""
     if actor.role is not Role.ADMIN:
         raise PermissionDenied("Only admins can change settings.")
-    _open(client, trigger_id, views.settings(channel_id, stages=deps.crm.stages(actor.ws)))
+    _open(client, trigger_id, settings_view(deps, actor, channel_id))
 
 
 def open_log_message(

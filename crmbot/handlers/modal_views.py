@@ -413,8 +413,11 @@ def convert_lead(channel_id: str | None, *, lead: LeadView, stages: Sequence[Sta
     )
 
 
-def settings(channel_id: str | None, *, stages: Sequence[StageView]) -> View:
-    """Settings (admins): the pipeline, read-only, and changing someone's role."""
+def settings(
+    channel_id: str | None, *, stages: Sequence[StageView], extra: Sequence[Block] = ()
+) -> View:
+    """Settings (admins): the pipeline, read-only, changing someone's role, then `extra`
+    (the web-form intake's part, from handlers/intake.py)."""
     pipeline = "\n".join(
         f"{s.position + 1}. *{esc(s.name)}* · {s.probability} %"
         + (f" · {s.kind.value}" if s.kind is not StageKind.OPEN else "")
@@ -425,7 +428,7 @@ def settings(channel_id: str | None, *, stages: Sequence[StageView]) -> View:
         ContextBlock(
             elements=[
                 MarkdownTextObject(
-                    text="Stages, the reminder channel, the digest time and the intake token "
+                    text="Stages, the reminder channel and the digest time "
                     "can't be changed here yet."
                 )
             ]
@@ -442,6 +445,7 @@ def settings(channel_id: str | None, *, stages: Sequence[StageView]) -> View:
             [(role.value, label) for role, label in ROLE_LABELS.items()],
             optional=True,
         ),
+        *extra,
     ]
     return _modal(Modal.SETTINGS, "CRM settings", "Save", blocks, metadata(channel_id))
 

@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from crmbot.domain import AmbiguousName, CrmError, InvalidInput, RecordNotFound
-from crmbot.handlers import forms, render
+from crmbot.handlers import duplicates, forms, render
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.context import Actor, workspace_of
 from crmbot.handlers.deps import Deps
@@ -181,6 +181,17 @@ class Submissions:
         form = forms.parse_new_lead(values)
         if isinstance(form, FieldErrors):
             return form
+        question = duplicates.guard(
+            self.crm,
+            actor.ws,
+            name=form.name,
+            company=form.company,
+            email=form.email,
+            phone=form.phone,
+            source=form.source,
+        )
+        if question is not None:
+            return Done(question)
         lead = self.crm.create_lead(
             actor.ws,
             by=actor.user_id,

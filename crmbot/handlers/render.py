@@ -84,6 +84,8 @@ def button(label: str, action: Action, value: str, *, style: str | None = None) 
 
 
 def user(user_id: str | None) -> str:
+    if user_id and not user_id.isalnum():  # an actor that isn't a person, e.g. "web-form"
+        return esc(user_id)
     return f"<@{user_id}>" if user_id else "nobody"
 
 

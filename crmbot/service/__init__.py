@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from crmbot.service.activity import ActivityService
 from crmbot.service.base import Clock, utcnow
+from crmbot.service.intake import IntakeService
 from crmbot.service.records import Assigned
+from crmbot.service.reminder_messages import ReminderService
+from crmbot.service.reports import ReportService
 
 
-class CrmService(ActivityService):
+class CrmService(ReminderService, IntakeService, ReportService):
     """All of crmbot's verbs; one transaction per call, frozen views out."""
 
 

@@ -13,7 +13,9 @@ from crmbot.store.db import normalize_url
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 # Objects the migrations manage by hand, per engine, that the models don't describe.
-HAND_MADE_TABLES = ("search_fts",)
+HAND_MADE_TABLES = ("search_fts", "search_words")
+# Tables slack-sdk makes for OAuth installs (crmbot.app creates them beside crmbot's own).
+SLACK_SDK_TABLES = ("slack_bots", "slack_installations", "slack_oauth_states")
 
 
 def include_object(
@@ -22,7 +24,9 @@ def include_object(
     """Leave the engine-specific search structures out of autogenerate's comparison."""
     if name is None:
         return True
-    if type_ == "table" and name.startswith(HAND_MADE_TABLES):
+    if type_ == "table" and name.startswith(HAND_MADE_TABLES + SLACK_SDK_TABLES):
+        return False
+    if type_ == "index" and getattr(getattr(obj, "table", None), "name", "") in SLACK_SDK_TABLES:
         return False
     return not (type_ == "index" and name.endswith("_trgm"))
 

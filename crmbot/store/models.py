@@ -113,6 +113,10 @@ class Rep(Base):
     territory: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     refreshed_at: Mapped[datetime | None]
+    # Round-robin intake skips a rep while this lies in the future (holidays, sick days).
+    away_until: Mapped[datetime | None]
+    # The rep's own reminder choices (morning digest on/off, time, days); None: the defaults.
+    preferences: Mapped[dict[str, Any] | None]
 
 
 class _Record:
@@ -133,6 +137,8 @@ class Account(_Record, Base):
         UniqueConstraint("workspace_id", "number"),
         Index("ix_account_owner", "workspace_id", "owner_id"),
         Index("ix_account_domain", "workspace_id", "domain"),
+        Index("ix_account_industry", "workspace_id", "industry"),  # find filters
+        Index("ix_account_region", "workspace_id", "region"),
     )
 
     workspace_id: Mapped[str] = _ws()
@@ -164,6 +170,8 @@ class Lead(_Record, Base):
         UniqueConstraint("workspace_id", "number"),
         Index("ix_lead_owner", "workspace_id", "owner_id", "status"),
         Index("ix_lead_email", "workspace_id", "email"),
+        Index("ix_lead_score", "workspace_id", "status", "score"),  # find sort:score
+        Index("ix_lead_created", "workspace_id", "created_at"),  # reports
     )
 
     workspace_id: Mapped[str] = _ws()
@@ -201,6 +209,7 @@ class Deal(_Record, Base):
         UniqueConstraint("workspace_id", "number"),
         Index("ix_deal_stage", "workspace_id", "status", "stage_id"),
         Index("ix_deal_owner", "workspace_id", "owner_id", "status"),
+        Index("ix_deal_closed", "workspace_id", "status", "closed_at"),  # reports, win rate
     )
 
     workspace_id: Mapped[str] = _ws()
@@ -219,7 +228,11 @@ class Deal(_Record, Base):
 
 class StageHistory(Base):
     __tablename__ = "stage_history"
-    __table_args__ = (Index("ix_stage_history_deal", "deal_id", "at"),)
+    __table_args__ = (
+        Index("ix_stage_history_deal", "deal_id", "at"),
+        # days in stage: the window query reads it in (deal, time) order, no table rows
+        Index("ix_stage_history_workspace", "workspace_id", "deal_id", "at", "to_stage_id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = _ws()
@@ -238,6 +251,8 @@ class Interaction(Base):
         Index("ix_interaction_account", "account_id", "occurred_at"),
         Index("ix_interaction_deal", "deal_id", "occurred_at"),
         Index("ix_interaction_logged_by", "workspace_id", "logged_by", "occurred_at"),
+        # reports: interactions per rep and kind, read from the index alone
+        Index("ix_interaction_workspace", "workspace_id", "occurred_at", "logged_by", "kind"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -304,6 +319,7 @@ class Event(Base):
     __table_args__ = (
         Index("ix_event_record", "workspace_id", "kind", "record_id", "at"),
         Index("ix_event_actor", "workspace_id", "actor", "at"),
+        Index("ix_event_action", "workspace_id", "kind", "action", "at"),  # lead flow
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -328,7 +344,7 @@ class SearchDoc(Base):
     __tablename__ = "search_doc"
     __table_args__ = (
         UniqueConstraint("workspace_id", "kind", "record_id"),
-        Index("ix_search_doc_name", "workspace_id", "folded_name"),
+        Index("ix_search_doc_name", "workspace_id", "folded_name", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -343,3 +359,158 @@ class SearchDoc(Base):
     owner_id: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime]
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Notification(Base):
+    """The reminder log: one row per delivery, unique by its dedupe key, written before the post.
+
+    A delivery is a digest message (`d:<claim token>:<workspace>:<target>`, its follow-ups in
+    `detail`), a follow-up's escalation (`e:<follow-up id>:<due_at>`), a rep's morning digest
+    (`m:<workspace>:<user>:<local day>`) or an admin notice (`n:<workspace>:<channel>:<error>`).
+    A pending row is leased (`claim_token`, `claimed_until`) by the sweep posting it, or waits
+    for a retry until `claimed_until`. `channel_id`/`message_ts` say where it went, so buttons
+    on that message can redraw it.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key"),
+        Index("ix_notification_message", "channel_id", "message_ts"),
+        Index("ix_notification_follow_up", "follow_up_id"),
+        Index("ix_notification_created", "created_at"),
+        # Sweeps pick up pending deliveries whose lease ran out (crashes) or whose retry is due.
+        Index(
+            "ix_notification_pending",
+            "claimed_until",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    kind: Mapped[str] = mapped_column(String(16))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    follow_up_id: Mapped[int | None] = mapped_column(ForeignKey("follow_up.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_at: Mapped[datetime | None]
+
+
+# --- web-form intake and lead assignment (migration 0003) --------------------
+
+
+class IntakeToken(Base):
+    """A workspace's intake token, stored as its SHA-256 (the plaintext is shown once)."""
+
+    __tablename__ = "intake_token"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(8))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class IntakeRequest(Base):
+    """An intake's Idempotency-Key and the first answer given for it (replayed on retries)."""
+
+    __tablename__ = "intake_request"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    answer: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class AssignmentPointer(Base):
+    """Round-robin state per pool: the rep who got the last lead (locked while advancing)."""
+
+    __tablename__ = "assignment_pointer"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
+    )
+    pool: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_user_id: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime | None]
+
+
+class TerritoryRule(Base):
+    """Leads whose country, region or industry equals `value` go to these reps."""
+
+    __tablename__ = "territory_rule"
+    __table_args__ = (UniqueConstraint("workspace_id", "field", "value"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    field: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(100))
+    reps: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class LeadAssignment(Base):
+    """The assignment log: which rule gave which lead to whom."""
+
+    __tablename__ = "lead_assignment"
+    __table_args__ = (
+        Index("ix_lead_assignment_lead", "lead_id"),
+        Index("ix_lead_assignment_at", "workspace_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    lead_id: Mapped[int] = mapped_column(ForeignKey("lead.id", ondelete="CASCADE"))
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+
+
+class Segment(Base):
+    """A saved `/crm find`: free text plus filters, reused as `/crm find @name`."""
+
+    __tablename__ = "segment"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    name: Mapped[str] = mapped_column(String(60))
+    text: Mapped[str] = mapped_column(String(300), default="")
+    filters: Mapped[list[list[str]]] = mapped_column(JSON)
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ScoreModel(Base):
+    """A workspace's learned lead score: coefficients, and how it did on held-out leads."""
+
+    __tablename__ = "score_model"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
+    )
+    trained_at: Mapped[datetime]
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    model: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -178,34 +179,98 @@ def _substring_ids(
 def _fts_newest(
     session: Session, ws: str, words: Sequence[str], kinds: Sequence[RecordKind], limit: int
 ) -> list[SearchDoc]:
-    """SQLite: walk the trigram index newest first, a growing page at a time.
+    """SQLite: the newest live matches, without sorting every match of a common word.
 
-    A common word then costs one small page instead of every match, and the workspace is
-    checked in Python: with it in the WHERE clause SQLite scans the whole workspace's index.
+    First a few growing pages of the trigram index, newest first, joined to search_doc by
+    rowid, with workspace, kind and deleted checked here: given those in its WHERE clause
+    SQLite walks the workspace's whole index instead. A word that is common but rare in this
+    workspace or these kinds doesn't fill the pages; the rest then comes from that index.
     """
-    match = " AND ".join(_fts_phrase(w) for w in words)
+    inner = [w for word in words for w in inner_words(word)]
+    if inner:
+        return _words_newest(session, ws, words, inner, kinds, limit)
+    match = "search_fts MATCH :match AND rowid < :before"
+    params = {"match": " AND ".join(_fts_phrase(w) for w in words), "before": 2**63 - 1}
     wanted = {k.value for k in kinds}
     found: list[int] = []
-    before, size = 2**63 - 1, 4 * limit
-    while len(found) < limit:
+    for size in (4 * limit, 16 * limit, 64 * limit):
         page = (
             select(literal_column("rowid").label("id"))
             .select_from(text("search_fts"))
-            .where(text("search_fts MATCH :match AND rowid < :before"))
+            .where(text(match))
             .order_by(text("rowid DESC"))
             .limit(size)
             .subquery()
         )
         columns = (SearchDoc.id, SearchDoc.workspace_id, SearchDoc.kind, SearchDoc.deleted)
         rows = session.execute(
-            select(*columns).join_from(page, SearchDoc, SearchDoc.id == page.c.id),
-            {"match": match, "before": before},
+            select(*columns).join_from(page, SearchDoc, SearchDoc.id == page.c.id), params
         ).all()
         live = (r.id for r in rows if r.workspace_id == ws and r.kind in wanted and not r.deleted)
         found += sorted(live, reverse=True)
+        if len(found) >= limit or len(rows) < size:
+            break
+        params["before"] = min(r.id for r in rows)
+    else:  # three full pages and still short: the older matches through the workspace index
+        rest = select(text("rowid")).select_from(text("search_fts")).where(text(match))
+        older = select(SearchDoc.id).where(SearchDoc.id.in_(rest), *_live(ws, kinds))
+        found += session.scalars(older.order_by(SearchDoc.id.desc()).limit(limit), params)
+    docs = session.scalars(select(SearchDoc).where(SearchDoc.id.in_(found[:limit])))
+    return sorted(docs, key=lambda doc: -doc.id)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _separator(char: str) -> bool:
+    return char.isascii() and not char.isalnum()  # FTS5's unicode61 always splits there
+
+
+def inner_words(word: str) -> list[str]:
+    """Whole words inside `word` (a separator on both sides): any body containing `word`
+    contains each of them as a word, so the word index finds every match."""
+    inner = []
+    for found in _WORD.finditer(word):
+        start, end = found.span()
+        if start > 0 and end < len(word) and _separator(word[start - 1]) and _separator(word[end]):
+            inner.append(found[0])
+    return inner
+
+
+def _words_newest(
+    session: Session,
+    ws: str,
+    words: Sequence[str],
+    inner: Sequence[str],
+    kinds: Sequence[RecordKind],
+    limit: int,
+) -> list[SearchDoc]:
+    """SQLite: candidates from the word index (short doclists), newest first, in growing
+    pages, each checked for the full substrings; exact, since `inner_words` never misses."""
+    params: dict[str, Any] = {"match": " AND ".join(_fts_phrase(w) for w in inner)}
+    params["before"] = 2**63 - 1
+    wanted = {k.value for k in kinds}
+    found: list[int] = []
+    size = 4 * limit
+    while len(found) < limit:
+        page = (
+            select(literal_column("rowid").label("id"))
+            .select_from(text("search_words"))
+            .where(text("search_words MATCH :match AND rowid < :before"))
+            .order_by(text("rowid DESC"))
+            .limit(size)
+            .subquery()
+        )
+        columns = (SearchDoc.id, SearchDoc.workspace_id, SearchDoc.kind, SearchDoc.deleted)
+        rows = session.execute(
+            select(*columns, SearchDoc.body).join_from(page, SearchDoc, SearchDoc.id == page.c.id),
+            params,
+        ).all()
+        live = (r for r in rows if r.workspace_id == ws and r.kind in wanted and not r.deleted)
+        found += sorted((r.id for r in live if all(w in r.body for w in words)), reverse=True)
         if len(rows) < size:
             break
-        before, size = min(r.id for r in rows), size * 4
+        params["before"], size = min(r.id for r in rows), size * 4
     docs = session.scalars(select(SearchDoc).where(SearchDoc.id.in_(found[:limit])))
     return sorted(docs, key=lambda doc: -doc.id)
 

@@ -1,0 +1,466 @@
+"""Deterministic bulk data for the benchmarks: accounts and contacts in the real, migrated schema.
+
+Rows go straight in (executemany on SQLite, COPY on PostgreSQL) together with the search
+document the app itself would write for each record (`queries.index_record` fed by the
+service's `_extra`/`_detail`), so search runs over the documents it sees in production.
+A database is complete once its `ref_counter` rows exist: they are written last.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from crmbot.parsing import fold
+from crmbot.service import CrmService
+from crmbot.store import queries
+from crmbot.store.db import Database, normalize_url
+from crmbot.store.migrate import upgrade
+
+Row = dict[str, Any]
+Log = Callable[[str], None]
+
+SEED = 20261123
+HERE = Path(__file__).parent
+DATA = HERE / "data"
+PG_URL = os.environ.get("CRMBOT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_SCHEMA = "crmbot_bench"
+WORKSPACES = ("TBENCH1", "TBENCH2")  # the second one gets SMALL_SHARE of the rows
+SMALL_SHARE = 0.05
+REPS = {"TBENCH1": 12, "TBENCH2": 4}
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+SPAN = timedelta(days=3 * 365)  # records were created over the three years before NOW
+BATCH = 50_000  # contacts per transaction
+GIANT_SHARE = 0.15  # of contacts work at one of the GIANTS (the first accounts of a workspace)
+RARE_SHARE = 0.001  # of contacts have one of the rare family names
+FREE_MAIL_SHARE = 0.10  # of contacts write from a free-mail address
+DELETED_SHARE = 0.01  # of contacts are soft-deleted
+
+GIANTS = (
+    ("Globex Corporation", "globex.com"),
+    ("Initech", "initech.com"),
+    ("Umbrella Group", "umbrella-group.com"),
+    ("Hooli", "hooli.com"),
+    ("Stark Industries", "starkindustries.com"),
+    ("Müller & Söhne GmbH", "mueller-soehne.de"),
+    ("Société Lumière", "lumiere.fr"),
+    ("Soylent Corp", "soylent.com"),
+    ("Tyrell Corporation", "tyrell.com"),
+    ("Wayne Enterprises", "wayne-enterprises.com"),
+)
+
+
+def _words(text: str, sep: str | None = None) -> tuple[str, ...]:
+    return tuple(text.split(sep))
+
+
+COMPANY_LEFT = _words(
+    "North South Blue Red Silver Golden Iron Bright Clear Swift Green Black White High Deep "
+    "Star Sun Moon River Stone Oak Pine Cedar Maple Eagle Falcon Wolf Bear Fox Lion Nova Terra "
+    "Aqua Ultra Prime Alpha Omni Meta Quantum Vertex Apex Summit Crest Harbor Bay Lake Ocean Sky"
+)
+COMPANY_RIGHT = _words("wind stone field bridge gate point wave light works path line forge mark")
+SECTORS = _words(
+    "Logistics Foods Software Energy Health Capital Media Robotics Textiles Pharma Retail "
+    "Analytics Consulting Motors Labs Systems Networks Solutions Partners Studios Bau Café "
+    "Électrique Ingeniería Tecnología Médical"
+)
+LEGAL_FORMS = {  # legal form -> top-level domain
+    "": "com",
+    " Inc": "com",
+    " Ltd": "co.uk",
+    " GmbH": "de",
+    " AG": "ch",
+    " SA": "es",
+    " SAS": "fr",
+    " AB": "se",
+    " AS": "no",
+    " BV": "nl",
+    " Oy": "fi",
+    " Sp. z o.o.": "pl",
+}
+INDUSTRIES = _words("saas retail manufacturing finance healthcare logistics media energy")
+REGIONS = _words("EMEA|North America|LATAM|APAC|DACH|Nordics|UK & Ireland|Iberia|Benelux", "|")
+TITLES = _words(
+    "Head of Sales|VP Sales|Sales Manager|Account Executive|CEO|CTO|CFO|COO|Buyer|"
+    "Procurement Manager|Office Manager|Marketing Director|Product Manager|Software Engineer|"
+    "Operations Lead|IT Director|Founder|Partner|Consultant|Geschäftsführer|"
+    "Directrice commerciale|Jefe de compras|Responsable achats|Einkaufsleiter|Analyst",
+    "|",
+)
+FREE_MAIL = _words("gmail.com outlook.com yahoo.com hotmail.com gmx.de web.de qq.com")
+PHONES = (  # country prefix and digit groups
+    ("+1", (3, 3, 4)),
+    ("+44 20", (4, 4)),
+    ("+49 30", (7,)),
+    ("+33 1", (2, 2, 2, 2)),
+    ("+34 91", (3, 2, 2)),
+    ("+47", (8,)),
+    ("+86 10", (4, 4)),
+    ("+81 3", (4, 4)),
+    ("+91 22", (4, 4)),
+)
+Name = tuple[str, str]  # as written, as spelled in an email address
+
+
+@dataclass(frozen=True)
+class Culture:
+    weight: int
+    template: str  # how a full name is written: "{g} {f}", "{f}{g}", ...
+    given: tuple[Name, ...]
+    family: tuple[Name, ...]
+
+
+def _names(line: str) -> tuple[Name, ...]:
+    out = []
+    for entry in line.split():
+        name, _, latin = entry.partition("=")
+        out.append((name, latin or "".join(c for c in fold(name) if c.isalnum())))
+    return tuple(out)
+
+
+def load_cultures() -> tuple[list[Culture], tuple[Name, ...]]:
+    """The cultures of names.txt, and the rare family names."""
+    lines = [ln for ln in (HERE / "names.txt").read_text().splitlines() if not ln.startswith("#")]
+    cultures = []
+    for block in "\n".join(lines).strip().split("\n\n"):
+        head, given, family = block.splitlines()
+        weight, template = head.split(maxsplit=1)
+        cultures.append(Culture(int(weight), template, _names(given), _names(family)))
+    rare = cultures.pop()
+    return cultures, rare.family
+
+
+@lru_cache(maxsize=100_000)
+def _fold_cached(part: str) -> str:
+    return fold(part)
+
+
+def fast_fold(part: str) -> str:
+    """`fold`, quick for ASCII: NFKC leaves ASCII alone and casefold is lower() there."""
+    return " ".join(part.lower().split()) if part.isascii() else _fold_cached(part)
+
+
+def _zipf(n: int) -> list[float]:
+    """Cumulative weights where the k-th item is k times rarer than the first."""
+    return list(accumulate(1 / rank for rank in range(1, n + 1)))
+
+
+class Generator:
+    """Rows batch by batch. The same seed and size give the same rows."""
+
+    def __init__(self, contacts: int, seed: int = SEED) -> None:
+        self.contacts = contacts
+        self.rng = random.Random(seed)
+        self.cultures, self.rare = load_cultures()
+        self.culture_cum = list(accumulate(c.weight for c in self.cultures))
+        self.cums = {c: (_zipf(len(c.given)), _zipf(len(c.family))) for c in self.cultures}
+        self.accounts: dict[str, list[tuple[int, str, str]]] = {ws: [] for ws in WORKSPACES}
+        self.numbers = {(ws, kind): 0 for ws in WORKSPACES for kind in ("account", "contact")}
+        self.ids = {"account": 0, "contact": 0, "search_doc": 0}
+        self.seen: dict[str, int] = {}  # email addresses and domains handed out
+        self.done = 0
+
+    def batches(self) -> Iterator[dict[str, list[Row]]]:
+        """Rows per table; each batch makes its share of accounts (N/5), then its contacts."""
+        while self.done < self.contacts:
+            size = min(BATCH, self.contacts - self.done)
+            rows: dict[str, list[Row]] = {"account": [], "contact": [], "search_doc": []}
+            accounts_due = self.contacts // 5 * (self.done + size) // self.contacts
+            while self.ids["account"] < accounts_due:
+                self._account(rows)
+            for _ in range(size):
+                self._contact(rows)
+            self.done += size
+            yield rows
+
+    def counters(self) -> list[Row]:
+        """The ref_counter rows, so that records made later continue the numbering."""
+        return [{"workspace_id": ws, "kind": k, "value": v} for (ws, k), v in self.numbers.items()]
+
+    def _new(self, table: str) -> Row:
+        ws = WORKSPACES[1] if self.rng.random() < SMALL_SHARE else WORKSPACES[0]
+        self.ids[table] += 1
+        self.numbers[ws, table] += 1
+        progress = self.ids["search_doc"] / (self.contacts * 1.2)
+        created = NOW - SPAN * (1 - progress) - timedelta(seconds=self.rng.random() * 3600)
+        return {
+            "id": self.ids[table],
+            "workspace_id": ws,
+            "number": self.numbers[ws, table],
+            "owner_id": rep_id(ws, self.rng.randrange(REPS[ws])),
+            "created_at": created,
+            "updated_at": min(NOW, created + timedelta(days=60 * self.rng.random() ** 4)),
+            "deleted_at": None,
+        }
+
+    def _unique(self, key: str) -> int:
+        self.seen[key] = self.seen.get(key, 0) + 1
+        return self.seen[key]
+
+    def _account(self, rows: dict[str, list[Row]]) -> None:
+        rng, row = self.rng, self._new("account")
+        if row["number"] <= len(GIANTS):
+            name, domain = GIANTS[row["number"] - 1]
+        else:
+            form = rng.choice(list(LEGAL_FORMS))
+            company = f"{rng.choice(COMPANY_LEFT)}{rng.choice(COMPANY_RIGHT)} {rng.choice(SECTORS)}"
+            name, slug = company + form, "".join(c for c in fold(company) if c.isalnum())
+            seen = self._unique(slug)
+            domain = f"{slug}{seen if seen > 1 else ''}.{LEGAL_FORMS[form]}"
+        industry, region = rng.choice(INDUSTRIES), rng.choice(REGIONS)
+        row |= {"name": name, "domain": domain, "industry": industry, "region": region}
+        row["size"] = rng.choice((10, 50, 200, 1000, 5000))
+        rows["account"].append(row)
+        self.accounts[row["workspace_id"]].append((row["id"], name, domain))
+        extra = (domain, industry, region)
+        self._doc(rows, "account", row, extra, detail=extra)
+
+    def _person(self) -> tuple[str, str]:
+        """A full name and its email local part."""
+        rng = self.rng
+        culture = rng.choices(self.cultures, cum_weights=self.culture_cum)[0]
+        given_cum, family_cum = self.cums[culture]
+        given = rng.choices(culture.given, cum_weights=given_cum)[0]
+        family = rng.choices(culture.family, cum_weights=family_cum)[0]
+        if rng.random() < RARE_SHARE:
+            family = rng.choice(self.rare)
+        name = culture.template.format(g=given[0], f=family[0])
+        return name, f"{given[1]}.{family[1]}".lower()
+
+    def _contact(self, rows: dict[str, list[Row]]) -> None:
+        rng, row = self.rng, self._new("contact")
+        name, local = self._person()
+        accounts = self.accounts[row["workspace_id"]]
+        account = None
+        if accounts and rng.random() < GIANT_SHARE:
+            account = accounts[rng.randrange(min(len(GIANTS), len(accounts)))]
+        elif accounts and rng.random() < 0.95:
+            account = rng.choice(accounts)
+        domain = account[2] if account and rng.random() > FREE_MAIL_SHARE else None
+        domain = domain or rng.choice(FREE_MAIL)
+        seen = self._unique(f"{local}@{domain}")
+        email = f"{local}{seen if seen > 1 else ''}@{domain}"
+        phone = _phone(rng) if rng.random() < 0.9 else None
+        title = rng.choice(TITLES) if rng.random() < 0.85 else None
+        row |= {"name": name, "email": email, "phone": phone, "title": title}
+        row |= {"account_id": account[0] if account else None, "source": rng.choice(("web", "csv"))}
+        if rng.random() < DELETED_SHARE:
+            row["deleted_at"] = row["updated_at"]
+        rows["contact"].append(row)
+        detail = (title, account[1] if account else None, email)
+        self._doc(rows, "contact", row, (email, phone, title), detail=detail)
+
+    def _doc(
+        self,
+        rows: dict[str, list[Row]],
+        kind: str,
+        record: Row,
+        extra: tuple[str | None, ...],
+        *,
+        detail: tuple[str | None, ...],
+    ) -> None:
+        """The search document `queries.index_record` writes for the record."""
+        self.ids["search_doc"] += 1
+        ref, name = f"{kind[0].upper()}-{record['number']}", record["name"]
+        doc = {
+            "id": self.ids["search_doc"],
+            "workspace_id": record["workspace_id"],
+            "kind": kind,
+            "record_id": record["id"],
+            "ref": ref,
+            "name": name,
+            "folded_name": fast_fold(name)[:300],
+            "body": " | ".join(fast_fold(p) for p in (ref, name, *extra) if p),
+            "detail": " · ".join(p for p in detail if p)[:500],
+            "owner_id": record["owner_id"],
+            "updated_at": record["updated_at"],
+            "deleted": record["deleted_at"] is not None,
+        }
+        if doc["id"] <= 5000:  # the quick fold builds exactly what the app builds
+            assert doc["folded_name"] == fold(name)[:300], name
+            assert doc["body"] == queries.search_body(ref, name, *extra), name
+        rows["search_doc"].append(doc)
+
+
+def _phone(rng: random.Random) -> str:
+    prefix, groups = rng.choice(PHONES)
+    return " ".join([prefix, *(str(rng.randrange(10**g)).zfill(g) for g in groups)])
+
+
+def rep_id(ws: str, index: int) -> str:
+    return f"U{ws[-1]}R{index:02d}"
+
+
+# --- where the data lives ----------------------------------------------------
+
+
+def sqlite_path(contacts: int) -> Path:
+    return DATA / f"find-{contacts}.db"
+
+
+def pg_url() -> str:
+    """The bench URL: everything lives in its own schema, PG_SCHEMA."""
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options={quote(f'-csearch_path={PG_SCHEMA},public')}"
+
+
+def url_for(engine: str, contacts: int) -> str:
+    return f"sqlite:///{sqlite_path(contacts)}" if engine == "sqlite" else pg_url()
+
+
+def is_complete(url: str, contacts: int) -> bool:
+    """True when the database holds exactly this data set, fully written."""
+    if url.startswith("sqlite") and not Path(make_url(url).database or "").exists():
+        return False
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            counts = conn.execute(text("SELECT kind, sum(value) FROM ref_counter GROUP BY kind"))
+            return dict(counts.tuples().all()) == {"account": contacts // 5, "contact": contacts}
+    except Exception:  # no schema or no table yet: not complete
+        return False
+    finally:
+        engine.dispose()
+
+
+def size_bytes(url: str) -> int:
+    """The database's size on disk: the SQLite files, or the bench schema's relations."""
+    if url.startswith("sqlite"):
+        path = Path(make_url(url).database or "")
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        size = conn.execute(
+            text(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = :schema AND c.relkind = 'r'"
+            ),
+            {"schema": PG_SCHEMA},
+        ).scalar_one()
+    engine.dispose()
+    return int(size)
+
+
+def ensure(engine: str, contacts: int, log: Log = print) -> tuple[str, float | None]:
+    """The URL of a complete database of this size (made if missing), and the seconds
+    spent making it (None when an existing one was reused)."""
+    url = url_for(engine, contacts)
+    if is_complete(url, contacts):
+        upgrade(url)  # migrations added since it was made, as a deployment would run them
+        return url, None
+    log(f"generating {contacts:,} contacts on {engine} ...")
+    started = time.perf_counter()
+    (generate_sqlite if engine == "sqlite" else generate_pg)(contacts, log)
+    seconds = time.perf_counter() - started
+    log(f"generated in {seconds:.0f} s")
+    return url, seconds
+
+
+def _setup(url: str) -> None:
+    """Migrate, then make the workspaces (with their pipelines) and reps through the service."""
+    upgrade(url)
+    db = Database(url)
+    crm = CrmService(db, lambda: NOW - SPAN)
+    for ws in WORKSPACES:
+        crm.ensure_workspace(ws, name=f"Bench {ws}")
+        for i in range(REPS[ws]):
+            crm.upsert_rep(ws, rep_id(ws, i), name=f"Rep {i}")
+    db.dispose()
+
+
+def _sqlite_value(value: Any) -> Any:
+    """Values as SQLAlchemy stores them in SQLite: naive UTC timestamps, 0/1 booleans."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def generate_sqlite(contacts: int, log: Log = print) -> None:
+    """Write bench/data/find-N.db: built under a temporary name, renamed when complete."""
+    final = sqlite_path(contacts)
+    partial = final.with_name(final.name + ".partial")
+    DATA.mkdir(exist_ok=True)
+    for stale in (*DATA.glob(final.name + "*"), *DATA.glob(partial.name + "*")):
+        stale.unlink()
+    _setup(f"sqlite:///{partial}")
+    conn = sqlite3.connect(partial, isolation_level=None)
+    for pragma in ("synchronous=OFF", "cache_size=-1000000", "temp_store=MEMORY"):
+        conn.execute(f"PRAGMA {pragma}")
+
+    def put(table: str, rows: list[Row]) -> None:
+        columns = list(rows[0])
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        conn.executemany(sql, ([_sqlite_value(row[c]) for c in columns] for row in rows))
+
+    gen = Generator(contacts)
+    for batch in gen.batches():
+        conn.execute("BEGIN")
+        for table, rows in batch.items():
+            if rows:
+                put(table, rows)
+        conn.execute("COMMIT")
+        log(f"  {gen.done:,} contacts")
+    put("ref_counter", gen.counters())
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    partial.rename(final)
+
+
+def generate_pg(contacts: int, log: Log = print) -> None:
+    """Fill a fresh PG_SCHEMA in one transaction: COPY, then build the trigram indexes."""
+    admin = create_engine(normalize_url(PG_URL))
+    with admin.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+    admin.dispose()
+    _setup(pg_url())
+    engine = create_engine(normalize_url(pg_url()))
+    gen = Generator(contacts)
+    with engine.begin() as conn:
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        trigram_indexes = cur.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND indexname "
+            "LIKE %s",
+            (PG_SCHEMA, "%\\_trgm"),
+        ).fetchall()
+        for name, _ in trigram_indexes:
+            cur.execute(f"DROP INDEX {name}")
+
+        def put(table: str, rows: list[Row]) -> None:
+            columns = list(rows[0])
+            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+
+        for batch in gen.batches():
+            for table, rows in batch.items():
+                if rows:
+                    put(table, rows)
+            log(f"  {gen.done:,} contacts")
+        log("  building the trigram indexes")
+        cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        for _, definition in trigram_indexes:
+            cur.execute(definition)
+        for table in ("account", "contact", "search_doc"):
+            sequence = f"pg_get_serial_sequence('{table}', 'id')"
+            cur.execute(f"SELECT setval({sequence}, max(id)) FROM {table}")
+        put("ref_counter", gen.counters())
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE account, contact, search_doc"))
+    engine.dispose()
