@@ -301,6 +301,8 @@ def fold(text: str) -> str:
     """The search/match key: accents off Latin and Greek letters, casefolded, spaces collapsed."""
     # Accents are dropped only after Latin/Greek letters: in Cyrillic, Kana or Devanagari
     # the marks change the letter (й is not и, が is not か).
+    if text.isascii():  # NFKC changes no ASCII and casefold is lower: the same key, quicker
+        return " ".join(text.lower().split())
     key = _fold_once(text)
     for _ in range(3):  # casefold can un-normalise; repeat until stable
         again = _fold_once(key)

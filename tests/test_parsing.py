@@ -340,6 +340,14 @@ def test_fold_is_idempotent_for_any_text(text: str) -> None:
     assert "  " not in key
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_fold_of_ascii_takes_the_quick_path_to_the_same_key(text: str) -> None:
+    from crmbot.parsing import _fold_once
+
+    slow = _fold_once(text)
+    assert fold(text) == slow == _fold_once(slow)
+
+
 # ---------------------------------------------------------------------------
 # Free text
 

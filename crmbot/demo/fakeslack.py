@@ -1812,6 +1812,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Slack's servers do
+
     def do_POST(self) -> None:
         self._serve()
 

@@ -31,6 +31,7 @@ Rules this module had to pick (the spec is silent on them):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -594,8 +595,14 @@ def _strip_separators(tokens: Sequence[_Token], *, trailing: bool = False) -> li
 @dataclass(frozen=True)
 class _Context:
     command: str
-    stages: Sequence[tuple[str, str]]  # (name, fold(name))
+    stage_names: Sequence[str] | Callable[[], Sequence[str]]
     is_when: Callable[[str], bool]
+
+    @functools.cached_property
+    def stages(self) -> Sequence[tuple[str, str]]:
+        """(name, fold(name)) per stage; a loader is called only by verbs that need stages."""
+        names = self.stage_names() if callable(self.stage_names) else self.stage_names
+        return [(name, fold(name)) for name in names]
 
     def error(self, verb: str, problem: str, *understood: str) -> CommandError:
         example = f"{self.command} {VERBS[verb].examples[0]}"
@@ -615,11 +622,14 @@ def _always(phrase: str) -> bool:
 def parse_command(
     text: str,
     *,
-    stage_names: Sequence[str] = DEFAULT_STAGES,
+    stage_names: Sequence[str] | Callable[[], Sequence[str]] = DEFAULT_STAGES,
     is_when: Callable[[str], bool] = _always,
     command: str = "/crm",
 ) -> Command:
-    """Read the text after the slash command as a typed command, or raise CommandError."""
+    """Read the text after the slash command as a typed command, or raise CommandError.
+
+    `stage_names` may be a loader, called only when the verb needs the stage names.
+    """
     if len(text) > MAX_TEXT:
         raise CommandError(
             None,
@@ -640,8 +650,7 @@ def parse_command(
     verb = canonical_verb(word)
     if verb is None:
         raise _unknown_verb(head.text, command)
-    stages = [(name, fold(name)) for name in stage_names]
-    ctx = _Context(command, stages, is_when)
+    ctx = _Context(command, stage_names, is_when)
     if verb == "log":
         kind = _LOG_KINDS.get(word)
         return _parse_log(args, kind, explicit=kind is None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from functools import partial
 from typing import Any
 
@@ -36,9 +38,26 @@ def _is_when(tz: str, now: Any) -> Any:
 
 
 class CommandHandler:
+    STAGE_CACHE_SECONDS = 10.0  # stage names only steer parsing; the service re-resolves them
+
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.crm = deps.crm
+        self._stages: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._stages_lock = threading.Lock()
+
+    def stage_names(self, ws: str) -> tuple[str, ...]:
+        """The workspace's stage names, remembered by this process for a few seconds."""
+        with self._stages_lock:
+            cached = self._stages.get(ws)
+        if cached is not None and time.monotonic() - cached[0] < self.STAGE_CACHE_SECONDS:
+            return cached[1]
+        names = tuple(s.name for s in self.crm.stages(ws))
+        with self._stages_lock:
+            if len(self._stages) > 10_000:
+                self._stages.clear()
+            self._stages[ws] = (time.monotonic(), names)
+        return names
 
     def on_command(
         self,
@@ -51,10 +70,9 @@ class CommandHandler:
         """Every `/crm …`: the ack goes out first, the work follows."""
         ack()
         actor = self.deps.directory.actor(context, client, command["user_id"])
-        stages = [s.name for s in self.crm.stages(actor.ws)]
         parsed = ct.parse_command(
             command.get("text") or "",
-            stage_names=stages,
+            stage_names=partial(self.stage_names, actor.ws),
             is_when=_is_when(actor.tz, self.crm.now()),
         )
         reply = self.run(parsed, actor, client, command)

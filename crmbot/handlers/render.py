@@ -37,9 +37,12 @@ from crmbot.domain import (
     SearchHit,
     TaskList,
 )
+from crmbot.handlers import blockkit
 from crmbot.handlers.ids import Action
 from crmbot.parsing import escape_slack, format_money
 from crmbot.service import Assigned
+
+blockkit.install()
 
 MAX_SECTION = 2900  # Slack allows 3,000 characters per section text
 MAX_TEXT = 3000

@@ -169,6 +169,14 @@ class ActivityService(DealService):
             elif due_at.tzinfo is None:
                 raise InvalidInput("when", "The due time needs a time zone.")
             record = queries.resolve(session, ws, about) if about else None
+            if owner.user_id != by:
+                # Giving someone else work: the record's owner, or a manager or an admin.
+                if record is not None:
+                    self._require_can_change(session, ws, by, record, "give a follow-up on")
+                else:
+                    self._require_role(
+                        session, ws, by, Role.MANAGER, "give follow-ups to someone else"
+                    )
             if not text:
                 text = f"Follow up with {record.name}" if record is not None else "Follow up"
             row = FollowUp(
@@ -211,6 +219,9 @@ class ActivityService(DealService):
     def _finish(self, ws: str, ref: str, *, by: str, status: FollowUpStatus) -> FollowUpView:
         with self._db.write() as session:
             row = self._follow_up(session, ws, ref)
+            self._require_can_change(
+                session, ws, by, row, "complete" if status is FollowUpStatus.DONE else "cancel"
+            )
             if row.status != FollowUpStatus.OPEN.value:
                 raise InvalidInput("follow_up", f"{_ref(row)} is already {row.status}.")
             before = queries.snapshot(row)
@@ -233,6 +244,7 @@ class ActivityService(DealService):
         now = self._now()
         with self._db.write() as session:
             row = self._follow_up(session, ws, ref)
+            self._require_can_change(session, ws, by, row, "snooze")
             if row.status != FollowUpStatus.OPEN.value:
                 raise InvalidInput("follow_up", f"{_ref(row)} is already {row.status}.")
             if until is None:
@@ -370,13 +382,16 @@ class ActivityService(DealService):
             )
 
     def can_act_on(self, ws: str, user_id: str, owner_id: str | None) -> bool:
-        """Whether a user may change a record owned by `owner_id` (owner, manager, admin)."""
+        """Whether a user may change a record owned by `owner_id` (owner, manager, admin).
+
+        The same rule as `_require_can_change`, for surfaces deciding which buttons to show.
+        """
         with self._db.read() as session:
             rep = session.scalars(
                 select(Rep).where(Rep.workspace_id == ws, Rep.user_id == user_id)
             ).one_or_none()
             role = Role(rep.role) if rep else Role.REP
-            return role is not Role.REP or owner_id in (None, user_id)
+            return role is not Role.REP or owner_id == user_id
 
 
 TEXT_OUTCOME = 200

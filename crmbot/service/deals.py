@@ -179,6 +179,7 @@ class DealService(RecordService):
         """Move a deal to a stage (fuzzy name); moving to Won or Lost closes it."""
         with self._db.write() as session:
             deal = queries.resolve(session, ws, ref, kinds=(RecordKind.DEAL,))
+            self._require_can_change(session, ws, by, deal, "move")
             target = queries.stage_named(session, ws, stage)
             self._move(session, ws, deal, target, by=by, reason=reason)
             return self._deal_view(session, deal)
@@ -189,6 +190,7 @@ class DealService(RecordService):
         """Close a deal won, or lost with a reason."""
         with self._db.write() as session:
             deal = queries.resolve(session, ws, ref, kinds=(RecordKind.DEAL,))
+            self._require_can_change(session, ws, by, deal, "close")
             kind = StageKind.WON if won else StageKind.LOST
             target = next(s for s in queries.stages(session, ws) if s.kind == kind.value)
             self._move(session, ws, deal, target, by=by, reason=reason)
@@ -306,6 +308,7 @@ class DealService(RecordService):
         with self._db.write() as session:
             lead = queries.resolve(session, ws, ref, kinds=(RecordKind.LEAD,))
             assert isinstance(lead, Lead)
+            self._require_can_change(session, ws, by, lead, "convert")
             if lead.status == LeadStatus.CONVERTED.value:
                 raise InvalidInput(
                     "lead", f"{queries.ref_of(RecordKind.LEAD, lead.number)} is already converted."

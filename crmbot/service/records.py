@@ -266,6 +266,7 @@ class RecordService(WorkspaceService):
         """Change fields of a lead, contact, account or deal."""
         with self._db.write() as session:
             record = queries.resolve(session, ws, ref)
+            self._require_can_change(session, ws, by, record, "edit")
             kind = queries.kind_of(record)
             unknown = set(changes) - UPDATABLE[kind]
             if unknown:
@@ -293,6 +294,7 @@ class RecordService(WorkspaceService):
                 if not _is_task(ref)
                 else queries.by_ref(session, ws, _task_ref(ref))
             )
+            self._require_can_change(session, ws, by, record, "reassign")
             before = queries.snapshot(record)
             previous = record.owner_id
             record.owner_id = owner_id

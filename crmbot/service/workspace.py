@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -183,8 +185,33 @@ class WorkspaceService(ServiceBase):
         rep = self.ensure_rep(session, ws, user_id)
         rank = {Role.REP: 0, Role.MANAGER: 1, Role.ADMIN: 2}
         if rank[Role(rep.role)] < rank[role]:
-            raise PermissionDenied(f"Only {role.value}s can {doing}.")
+            who = "managers and admins" if role is Role.MANAGER else f"{role.value}s"
+            raise PermissionDenied(f"Only {who} can {doing}.")
         return rep
+
+    def _require_can_change(
+        self, session: Session, ws: str, by: str, record: Any, doing: str
+    ) -> Rep:
+        """The acting rep, if they may change `record`: its owner, a manager or an admin.
+
+        There is no team model yet, so a manager's "team" is the whole workspace. The role
+        is read inside the caller's transaction, so a demotion takes effect at once.
+        """
+        rep = self.ensure_rep(session, ws, by)
+        if Role(rep.role) is not Role.REP or record.owner_id == by:
+            return rep
+        ref = queries.ref_of(queries.kind_of(record), record.number)
+        if record.owner_id is None:
+            raise PermissionDenied(
+                f"{ref} has no owner yet: claim it first, or ask a manager or an admin "
+                f"to {doing} it."
+            )
+        # The error reaches Slack escaped, so name the owner in plain text, not as a mention.
+        owner = self._rep(session, ws, record.owner_id)
+        name = owner.name if owner is not None else record.owner_id
+        raise PermissionDenied(
+            f"Only the owner (@{name}), a manager or an admin can {doing} {ref}."
+        )
 
     def stages(self, ws: str) -> tuple[StageView, ...]:
         """The workspace's pipeline stages in order."""

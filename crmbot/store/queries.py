@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, literal_column, select, text, update
+from sqlalchemy import bindparam, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -85,11 +85,19 @@ def by_number(
     session: Session, ws: str, kind: RecordKind, number: int, *, with_deleted: bool = False
 ) -> Any:
     """The record with this reference number in this workspace, or None."""
-    model = MODEL[kind]
-    stmt = select(model).where(model.workspace_id == ws, model.number == number)
-    if not with_deleted and kind is not RecordKind.FOLLOW_UP:
-        stmt = stmt.where(model.deleted_at.is_(None))  # type: ignore[union-attr]
-    return session.scalars(stmt).one_or_none()
+    stmt = _BY_NUMBER.get((kind, with_deleted))
+    if stmt is None:  # built once per kind: building it cost more than running it
+        model = MODEL[kind]
+        stmt = select(model).where(
+            model.workspace_id == bindparam("ws"), model.number == bindparam("number")
+        )
+        if not with_deleted and kind is not RecordKind.FOLLOW_UP:
+            stmt = stmt.where(model.deleted_at.is_(None))  # type: ignore[union-attr]
+        _BY_NUMBER[(kind, with_deleted)] = stmt
+    return session.scalars(stmt, {"ws": ws, "number": number}).one_or_none()
+
+
+_BY_NUMBER: dict[tuple[RecordKind, bool], Any] = {}
 
 
 def by_ref(session: Session, ws: str, ref: Ref, *, with_deleted: bool = False) -> Any:
@@ -153,6 +161,24 @@ def index_record(
     session.flush()
 
 
+# Search reads search_doc through Core: rows with SearchDoc's attributes (`DocRow`), not ORM
+# objects, which cost more to build than the query does to run on a hot path like /crm find.
+_DOC = SearchDoc.__table__.c
+DocRow = Any  # a sqlalchemy Row of every search_doc column, read by attribute like SearchDoc
+
+
+def _live_rows(ws: str, kinds: Sequence[RecordKind]) -> list[Any]:
+    return [
+        _DOC.workspace_id == ws,
+        _DOC.deleted.is_(False),
+        _DOC.kind.in_([k.value for k in kinds]),
+    ]
+
+
+def _doc_rows(session: Session, stmt: Any, params: dict[str, Any] | None = None) -> list[DocRow]:
+    return list(session.execute(stmt, params or {}).all())
+
+
 def _live(ws: str, kinds: Sequence[RecordKind]) -> list[Any]:
     return [
         SearchDoc.workspace_id == ws,
@@ -167,18 +193,18 @@ def _fts_phrase(word: str) -> str:
 
 def _substring_ids(
     session: Session, ws: str, words: Sequence[str], kinds: Sequence[RecordKind], limit: int
-) -> list[SearchDoc]:
+) -> list[DocRow]:
     """Documents containing every word (3+ characters each), newest first."""
     if session.get_bind().dialect.name == "sqlite":
         return _fts_newest(session, ws, words, kinds, limit)
-    likes = [SearchDoc.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
-    stmt = select(SearchDoc).where(*likes, *_live(ws, kinds)).order_by(SearchDoc.id.desc())
-    return list(session.scalars(stmt.limit(limit)))
+    likes = [_DOC.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
+    stmt = select(SearchDoc.__table__).where(*likes, *_live_rows(ws, kinds))
+    return _doc_rows(session, stmt.order_by(_DOC.id.desc()).limit(limit))
 
 
 def _fts_newest(
     session: Session, ws: str, words: Sequence[str], kinds: Sequence[RecordKind], limit: int
-) -> list[SearchDoc]:
+) -> list[DocRow]:
     """SQLite: the newest live matches, without sorting every match of a common word.
 
     First a few growing pages of the trigram index, newest first, joined to search_doc by
@@ -215,7 +241,7 @@ def _fts_newest(
         rest = select(text("rowid")).select_from(text("search_fts")).where(text(match))
         older = select(SearchDoc.id).where(SearchDoc.id.in_(rest), *_live(ws, kinds))
         found += session.scalars(older.order_by(SearchDoc.id.desc()).limit(limit), params)
-    docs = session.scalars(select(SearchDoc).where(SearchDoc.id.in_(found[:limit])))
+    docs = _doc_rows(session, select(SearchDoc.__table__).where(_DOC.id.in_(found[:limit])))
     return sorted(docs, key=lambda doc: -doc.id)
 
 
@@ -244,7 +270,7 @@ def _words_newest(
     inner: Sequence[str],
     kinds: Sequence[RecordKind],
     limit: int,
-) -> list[SearchDoc]:
+) -> list[DocRow]:
     """SQLite: candidates from the word index (short doclists), newest first, in growing
     pages, each checked for the full substrings; exact, since `inner_words` never misses."""
     params: dict[str, Any] = {"match": " AND ".join(_fts_phrase(w) for w in inner)}
@@ -271,7 +297,7 @@ def _words_newest(
         if len(rows) < size:
             break
         params["before"], size = min(r.id for r in rows), size * 4
-    docs = session.scalars(select(SearchDoc).where(SearchDoc.id.in_(found[:limit])))
+    docs = _doc_rows(session, select(SearchDoc.__table__).where(_DOC.id.in_(found[:limit])))
     return sorted(docs, key=lambda doc: -doc.id)
 
 
@@ -286,14 +312,17 @@ def search(
     *,
     kinds: Sequence[RecordKind] = SEARCHABLE,
     limit: int = 20,
-) -> list[SearchDoc]:
-    """Ranked search: exact name, then name prefix, then substring anywhere (newest first)."""
+) -> list[DocRow]:
+    """Ranked search: exact name, then name prefix, then substring anywhere (newest first).
+
+    The documents come as rows with SearchDoc's attributes (see `DocRow`)."""
     term = fold(query)
     if not term:
         return []
-    found: dict[int, SearchDoc] = {}
+    found: dict[int, DocRow] = {}
+    docs = SearchDoc.__table__
 
-    def take(rows: Iterable[SearchDoc]) -> None:
+    def take(rows: Iterable[DocRow]) -> None:
         for row in rows:
             if len(found) < limit:
                 found.setdefault(row.id, row)
@@ -303,33 +332,42 @@ def search(
         # Through the record's (workspace, number) key: search_doc.ref has no index.
         model = MODEL[ref.kind]
         record = select(model.id).where(model.workspace_id == ws, model.number == ref.number)
-        by_key = (SearchDoc.kind == ref.kind.value, SearchDoc.record_id.in_(record))
-        take(session.scalars(select(SearchDoc).where(*by_key, *_live(ws, kinds))))
-    take(
-        session.scalars(
-            select(SearchDoc)
-            .where(SearchDoc.folded_name == term, *_live(ws, kinds))
-            .order_by(SearchDoc.updated_at.desc())
-            .limit(limit)
-        )
-    )
+        by_key = (_DOC.kind == ref.kind.value, _DOC.record_id.in_(record))
+        take(_doc_rows(session, select(docs).where(*by_key, *_live_rows(ws, kinds))))
+    exact, prefix = _name_statements(tuple(kinds), limit)
+    take(_doc_rows(session, exact, {"ws": ws, "term": term}))
     if len(found) < limit:
-        take(
-            session.scalars(
-                select(SearchDoc)
-                .where(
-                    SearchDoc.folded_name > term,
-                    SearchDoc.folded_name < term + _TOP,
-                    *_live(ws, kinds),
-                )
-                .order_by(SearchDoc.folded_name)
-                .limit(limit)
-            )
-        )
+        take(_doc_rows(session, prefix, {"ws": ws, "term": term, "top": term + _TOP}))
     words = [w for w in term.split() if len(w) >= 3]
     if len(found) < limit and words:
         take(_substring_ids(session, ws, words, kinds, limit))
     return list(found.values())
+
+
+_NAME_STATEMENTS: dict[tuple[tuple[RecordKind, ...], int], tuple[Any, Any]] = {}
+
+
+def _name_statements(kinds: tuple[RecordKind, ...], limit: int) -> tuple[Any, Any]:
+    """search()'s exact-name and name-prefix statements, built once per (kinds, limit)."""
+    found = _NAME_STATEMENTS.get((kinds, limit))
+    if found is None:
+        docs = SearchDoc.__table__
+        live = _live_rows(bindparam("ws"), kinds)  # type: ignore[arg-type]
+        exact = (
+            select(docs)
+            .where(_DOC.folded_name == bindparam("term"), *live)
+            .order_by(_DOC.updated_at.desc())
+            .limit(limit)
+        )
+        prefix = (
+            select(docs)
+            .where(_DOC.folded_name > bindparam("term"), _DOC.folded_name < bindparam("top"))
+            .where(*live)
+            .order_by(_DOC.folded_name)
+            .limit(limit)
+        )
+        found = _NAME_STATEMENTS[(kinds, limit)] = (exact, prefix)
+    return found
 
 
 def _fuzzy_candidates(
