@@ -3,30 +3,4 @@
 from __future__ import annotations
 
 from crmbot.demo.fakeslack import *  # noqa: F403
-from crmbot.demo.fakeslack import (
-    JSON,
-    JSON_FIELDS,
-    MISSING_TEXT_WARNING,
-    Call,
-    FakeSlack,
-    Fault,
-    FaultPlan,
-    SlackError,
-    UploadedFile,
-    validate_blocks,
-    validate_view,
-)
-
-__all__ = [
-    "JSON",
-    "JSON_FIELDS",
-    "MISSING_TEXT_WARNING",
-    "Call",
-    "FakeSlack",
-    "Fault",
-    "FaultPlan",
-    "SlackError",
-    "UploadedFile",
-    "validate_blocks",
-    "validate_view",
-]
+from crmbot.demo.fakeslack import __all__ as __all__
