@@ -27,8 +27,13 @@ test: lint types unit
 demo: $(STAMP)
 	$(BIN)/crmbot demo
 
+# Every benchmark at its quick size; each appends its figures to bench/RESULTS.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench.find --quick
+	$(BIN)/python -m bench.ack --quick --concurrency 1,10
+	$(BIN)/python -m bench.sweep --quick
+	$(BIN)/python -m bench.reports --quick
+	$(BIN)/python -m bench.import_csv --rows 20000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
