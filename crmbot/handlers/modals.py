@@ -17,7 +17,13 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from crmbot.domain import AmbiguousName, CrmError, InvalidInput, RecordNotFound
+from crmbot.domain import (
+    AmbiguousName,
+    CrmError,
+    InteractionView,
+    InvalidInput,
+    RecordNotFound,
+)
 from crmbot.handlers import duplicates, forms, render
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.context import Actor, workspace_of
@@ -36,6 +42,7 @@ from crmbot.handlers.modal_open import (
     open_settings,
 )
 from crmbot.handlers.modal_views import BlockId
+from crmbot.service import CrmService
 
 log = logging.getLogger(__name__)
 # The openers live in modal_open.py; commands and buttons call them as `modals.open_*`.
@@ -209,16 +216,7 @@ class Submissions:
         form = forms.parse_log(values, tz=actor.tz, now=self.crm.now())
         if isinstance(form, FieldErrors):
             return form
-        item = self.crm.log_interaction(
-            actor.ws,
-            by=actor.user_id,
-            kind=form.kind,
-            about=form.record,
-            summary=form.notes,
-            occurred_at=form.occurred_at,
-            outcome=form.outcome,
-            duration_minutes=form.duration_minutes,
-        )
+        item = log_form(self.crm, actor, form)
         reply = render.logged(item)
         if form.follow_up is None:
             return Done(reply)
@@ -345,6 +343,20 @@ def _ref(meta: Metadata, what: str) -> str:
     if not meta.ref:
         raise InvalidInput(what, "This form lost track of its record. Please open it again.")
     return meta.ref
+
+
+def log_form(crm: CrmService, actor: Actor, form: forms.LogInput) -> InteractionView:
+    """Log what the Log interaction form holds, as the acting rep."""
+    return crm.log_interaction(
+        actor.ws,
+        by=actor.user_id,
+        kind=form.kind,
+        about=form.record,
+        summary=form.notes,
+        occurred_at=form.occurred_at,
+        outcome=form.outcome,
+        duration_minutes=form.duration_minutes,
+    )
 
 
 def join(first: render.Reply, second: render.Reply) -> render.Reply:

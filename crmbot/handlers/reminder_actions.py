@@ -179,16 +179,7 @@ class ReminderActions:
             ack(response_action="errors", errors=form.by_block)
             return
         try:
-            logged = self.crm.log_interaction(
-                actor.ws,
-                by=actor.user_id,
-                kind=form.kind,
-                about=form.record,
-                summary=form.notes,
-                occurred_at=form.occurred_at,
-                outcome=form.outcome,
-                duration_minutes=form.duration_minutes,
-            )
+            logged = modals.log_form(self.crm, actor, form)
         except CrmError as error:
             aliases = modals.FIELD_BLOCKS[Modal.LOG]
             ack(response_action="errors", errors=modals.errors_for(error, view, aliases))
