@@ -274,6 +274,10 @@ def test_settings_change_a_role_only_with_both_person_and_role() -> None:
     view = views.settings("C1", stages=STAGES)
     assert forms.parse_settings(slack_state(view)) == forms.SettingsInput(None, None)
     assert set(_errors(forms.parse_settings(slack_state(view, role_user="UBOB")))) == {"role"}
+    team = forms.parse_settings(slack_state(view, role_user="UBOB", team=" EMEA "))
+    assert team == forms.SettingsInput("UBOB", None, "EMEA")
+    no_team = forms.parse_settings(slack_state(view, role_user="UBOB", team="NONE"))
+    assert no_team == forms.SettingsInput("UBOB", None, "")
     assert set(_errors(forms.parse_settings(slack_state(view, role="admin")))) == {"role_user"}
     both = forms.parse_settings(slack_state(view, role_user="UBOB", role="manager"))
     assert both == forms.SettingsInput("UBOB", Role.MANAGER)

@@ -219,6 +219,21 @@ def test_only_admins_open_settings_and_change_roles(slack: SlackSim) -> None:
     assert slack.crm.rep("T1", "UCAROL").role is Role.MANAGER  # type: ignore[union-attr]
 
 
+def test_admins_put_people_in_teams_in_settings(slack: SlackSim) -> None:
+    view = open_modal(slack, modals.open_settings, user="UADMIN")
+    assert set(errors_of(submit(slack, view, user="UADMIN", team="EMEA"))) == {"role_user"}
+    accepted(submit(slack, view, user="UADMIN", role_user="UCAROL", team="<EMEA & co>"))
+    assert "in team &lt;EMEA &amp; co&gt;" in told(slack, user="UADMIN")
+    assert slack.crm.rep("T1", "UCAROL").team == "<EMEA & co>"  # type: ignore[union-attr]
+    accepted(submit(slack, view, user="UADMIN", role_user="UCAROL", role="manager", team="None"))
+    slack.fake.wait_for("chat.postEphemeral", 2)
+    said = slack.fake.ephemerals(channel="C1", user="UADMIN")[-1]["text"]
+    assert "is now manager" in said
+    assert "in no team" in said
+    carol = slack.crm.rep("T1", "UCAROL")
+    assert (carol.role, carol.team) == (Role.MANAGER, None)  # type: ignore[union-attr]
+
+
 def test_without_a_channel_the_result_comes_by_dm(slack: SlackSim) -> None:
     view = open_modal(slack, modals.open_new_lead, channel=None)
     accepted(submit(slack, view, name="Ana"))

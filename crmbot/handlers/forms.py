@@ -23,6 +23,7 @@ from crmbot.handlers.modal_views import (
     NOTES_MAX,
     OUTCOME_MAX,
     REASON_MAX,
+    TEAM_MAX,
     TEXT_MAX,
     TITLE_MAX,
     WHEN_MAX,
@@ -30,7 +31,7 @@ from crmbot.handlers.modal_views import (
     clip,
     zone,
 )
-from crmbot.parsing import clean_text, parse_email, parse_money, parse_phone, parse_ref
+from crmbot.parsing import clean_text, fold, parse_email, parse_money, parse_phone, parse_ref
 
 T = TypeVar("T")
 ERROR_MAX = 300
@@ -118,10 +119,14 @@ class ConvertInput:
 
 @dataclass(frozen=True)
 class SettingsInput:
-    """A role change; both None when the admin changed nothing."""
+    """A role and/or team change; all None when the admin changed nothing.
+
+    `team` is "" to take the person out of their team, None to leave it as it is.
+    """
 
     user_id: str | None
     role: Role | None
+    team: str | None = None
 
 
 def read_metadata(raw: str | None) -> Metadata:
@@ -407,9 +412,12 @@ def parse_convert(values: dict[str, Any]) -> ConvertInput | FieldErrors:
 
 
 def parse_settings(values: dict[str, Any]) -> SettingsInput | FieldErrors:
-    """Settings: a role change needs both the person and the role."""
+    """Settings: a role or team change needs the person and the role or team."""
     r = _Reader(values)
     user = r.user(BlockId.ROLE_USER)
+    team: str | None = r.text(BlockId.TEAM, max_len=TEAM_MAX) or None
+    if team is not None and fold(team) == "none":
+        team = ""
     value = r.choice(BlockId.ROLE)
     role: Role | None = None
     if value is not None:
@@ -417,8 +425,8 @@ def parse_settings(values: dict[str, Any]) -> SettingsInput | FieldErrors:
             role = Role(value)
         except ValueError:
             r.fail(BlockId.ROLE, "Please choose one of the options.")
-    if user and value is None:
-        r.fail(BlockId.ROLE, "Choose the new role.")
-    if value and user is None and BlockId.ROLE_USER.value not in r.errors:
-        r.fail(BlockId.ROLE_USER, "Choose whose role changes.")
-    return r.result(lambda: SettingsInput(user, role))
+    if user and value is None and team is None:
+        r.fail(BlockId.ROLE, "Choose the new role, or type their team.")
+    if (value or team is not None) and user is None and BlockId.ROLE_USER.value not in r.errors:
+        r.fail(BlockId.ROLE_USER, "Choose whose role or team changes.")
+    return r.result(lambda: SettingsInput(user, role, team))

@@ -33,6 +33,7 @@ from crmbot.handlers.render import esc
 # Limits shared with forms.py, so what Slack lets through and what we accept agree.
 NAME_MAX = 200
 TEXT_MAX = 200
+TEAM_MAX = 100  # the service's limit on a team name
 NOTES_MAX = 3000
 OUTCOME_MAX = 200
 WHEN_MAX = 200
@@ -71,6 +72,7 @@ class BlockId(StrEnum):
     DEAL_NAME = "deal_name"
     ROLE_USER = "role_user"
     ROLE = "role"
+    TEAM = "team"
 
 
 SOURCES: tuple[tuple[str, str], ...] = (
@@ -416,7 +418,7 @@ def convert_lead(channel_id: str | None, *, lead: LeadView, stages: Sequence[Sta
 def settings(
     channel_id: str | None, *, stages: Sequence[StageView], extra: Sequence[Block] = ()
 ) -> View:
-    """Settings (admins): the pipeline, read-only, changing someone's role, then `extra`
+    """Settings (admins): the pipeline, read-only, someone's role and team, then `extra`
     (the web-form intake's part, from handlers/intake.py)."""
     pipeline = "\n".join(
         f"{s.position + 1}. *{esc(s.name)}* · {s.probability} %"
@@ -444,6 +446,14 @@ def settings(
             "New role",
             [(role.value, label) for role, label in ROLE_LABELS.items()],
             optional=True,
+        ),
+        _text(
+            BlockId.TEAM,
+            "Their team",
+            max_len=TEAM_MAX,
+            placeholder="e.g. EMEA",
+            hint="A manager with a team acts on that team's records only. "
+            "Type none to take the person out of their team.",
         ),
         *extra,
     ]

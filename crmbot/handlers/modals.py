@@ -332,11 +332,18 @@ class Submissions:
         form = forms.parse_settings(values)
         if isinstance(form, FieldErrors):
             return form
-        if form.user_id is None or form.role is None:
+        if form.user_id is None or (form.role is None and form.team is None):
             return Done(render.text("Settings saved; nothing changed."))
         self.deps.directory.rep(actor.ws, client, form.user_id)
-        rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
-        return Done(render.text(f"{render.user(rep.user_id)} is now {rep.role.value}."))
+        said = []
+        if form.role is not None:
+            rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
+            said.append(f"{render.user(rep.user_id)} is now {rep.role.value}.")
+        if form.team is not None:
+            rep = self.crm.set_team(actor.ws, form.user_id, form.team, by=actor.user_id)
+            in_team = f"in team {render.esc(rep.team)}" if rep.team else "in no team"
+            said.append(f"{render.user(rep.user_id)} is now {in_team}.")
+        return Done(render.text(" ".join(said)))
 
 
 def _ref(meta: Metadata, what: str) -> str:
