@@ -259,7 +259,11 @@ def settings_view(
 ) -> Any:
     """The whole Settings modal, with the intake part."""
     extra = settings_blocks(deps.crm.intake_settings(actor.ws), new_token=new_token)
-    return views.settings(channel_id, stages=deps.crm.stages(actor.ws), extra=extra)
+    now = deps.crm.reminder_settings(actor.ws)
+    reminders = views.SettingsNow(now.reminder_channel, now.manager_channel, now.digest_time)
+    return views.settings(
+        channel_id, stages=deps.crm.stages(actor.ws), reminders=reminders, extra=extra
+    )
 
 
 # --- listeners ---------------------------------------------------------------------------
