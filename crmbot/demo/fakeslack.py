@@ -660,6 +660,7 @@ class FakeSlack:
         self._channels: dict[str, _Channel] = {}
         self._tokens: dict[str, _Token] = {}
         self._revoked: set[str] = set()
+        self._app_tokens: dict[str, str] = {}  # app-level token (xapp-) -> Socket Mode URL
         self._clear_state()
 
     def _clear_state(self) -> None:
@@ -766,6 +767,12 @@ class FakeSlack:
             self._revoked.discard(token)
             if bot_user_id not in self._users:
                 self.add_user(team_id, bot_user_id, bot_name, is_bot=True)
+
+    def add_app_token(self, token: str, socket_url: str) -> None:
+        """Make ``token`` an app-level token whose ``apps.connections.open`` hands out
+        ``socket_url`` (a Socket Mode WebSocket server the test runs)."""
+        with self._lock:
+            self._app_tokens[token] = socket_url
 
     def revoke_token(self, token: str) -> None:
         """Answer ``token_revoked`` for this token from now on (app uninstalled)."""
@@ -1644,6 +1651,14 @@ class FakeSlack:
             return self._record(call, _Ctx(method, {}, None), 200, _error_body("invalid_json"))
 
     def _dispatch(self, method: str, token: str | None, ctx: _Ctx) -> JSON:
+        if method == "apps.connections.open":  # the one method that takes an app-level token
+            if not token:
+                raise SlackError("not_authed")
+            if token not in self._app_tokens:
+                raise SlackError("not_allowed_token_type" if ctx.token else "invalid_auth")
+            return {"ok": True, "url": self._app_tokens[token]}
+        if token in self._app_tokens:
+            raise SlackError("not_allowed_token_type")
         if method not in self._NO_AUTH:
             if not token:
                 raise SlackError("not_authed")
