@@ -150,10 +150,10 @@ class Submissions:
             context: BoltContext,
             client: WebClient,
         ) -> None:
-            actor = self.deps.directory.actor(context, client, body["user"]["id"])
             meta = forms.read_metadata(view.get("private_metadata"))
             values = (view.get("state") or {}).get("values") or {}
             try:
+                actor = self.deps.directory.actor(context, client, body["user"]["id"])
                 outcome = work(actor, meta, values, client)
             except CrmError as error:
                 ack(response_action="errors", errors=errors_for(error, view, aliases))
