@@ -52,6 +52,7 @@ _INITIAL = {
     "timepicker": ("initial_time", "selected_time"),
     "users_select": ("initial_user", "selected_user"),
     "conversations_select": ("initial_conversation", "selected_conversation"),
+    "multi_users_select": ("initial_users", "selected_users"),
 }
 
 
@@ -71,7 +72,7 @@ def slack_state(view: View | dict[str, Any], **typed: Any) -> dict[str, Any]:
         value = element.get(initial_key)
         if block["block_id"] in typed:
             value = typed.pop(block["block_id"])
-            if kind.endswith("_select") and kind != "users_select" and value is not None:
+            if kind in ("static_select", "external_select") and value is not None:
                 value = {"text": {"type": "plain_text", "text": str(value)}, "value": value}
         values[block["block_id"]] = {element["action_id"]: {"type": kind, state_key: value}}
     assert not typed, f"no such inputs: {sorted(typed)}"

@@ -80,6 +80,10 @@ class BlockId(StrEnum):
     REMINDER_CHANNEL = "reminder_channel"
     MANAGER_CHANNEL = "manager_channel"
     DIGEST_TIME = "digest_time"
+    SLA = "sla"
+    NEW_RULE_FIELD = "new_rule_field"
+    NEW_RULE_VALUE = "new_rule_value"
+    NEW_RULE_REPS = "new_rule_reps"
 
 
 SOURCES: tuple[tuple[str, str], ...] = (

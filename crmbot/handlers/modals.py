@@ -27,7 +27,7 @@ from crmbot.domain import (
     StageKind,
     StageView,
 )
-from crmbot.handlers import duplicates, forms, render
+from crmbot.handlers import duplicates, forms, intake, render
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.context import Actor, workspace_of
 from crmbot.handlers.deps import Deps
@@ -79,7 +79,12 @@ FIELD_BLOCKS: dict[Modal, dict[str, BlockId]] = {
         "domain": B.ACCOUNT,
         "currency": B.AMOUNT,
     },
-    Modal.SETTINGS: {"user": B.ROLE_USER},
+    Modal.SETTINGS: {
+        "user": B.ROLE_USER,
+        "field": B.NEW_RULE_FIELD,
+        "value": B.NEW_RULE_VALUE,
+        "reps": B.NEW_RULE_REPS,
+    },
     Modal.LOG_MESSAGE: {"about": B.RECORD, "permalink": B.NOTES, "summary": B.NOTES},
 }
 
@@ -367,12 +372,19 @@ class Submissions:
         self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
     ) -> Done | FieldErrors:
         form = forms.parse_settings(values)
-        if isinstance(form, FieldErrors):
-            return form
+        intake_part = intake.parse_intake_part(values)
+        if isinstance(form, FieldErrors) or isinstance(intake_part, FieldErrors):
+            return FieldErrors(
+                {
+                    **(intake_part.by_block if isinstance(intake_part, FieldErrors) else {}),
+                    **(form.by_block if isinstance(form, FieldErrors) else {}),
+                }
+            )
         if actor.role is not Role.ADMIN:  # the service says so too; say it where it's about
             block = B.ROLE_USER if form.user_id else B.STAGES
             return FieldErrors({block.value: "Only admins can change settings."})
         said = self._pipeline_and_reminders(actor, form)
+        said += intake.apply_intake_part(self.crm, actor, intake_part)
         if form.user_id is None or (form.role is None and form.team is None):
             return Done(render.text(" ".join(said) or "Settings saved; nothing changed."))
         self.deps.directory.rep(actor.ws, client, form.user_id)
