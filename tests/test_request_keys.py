@@ -12,18 +12,21 @@ from functools import partial
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from crmbot.app import create_app
 from crmbot.config import Settings
 from crmbot.handlers import modals
 from crmbot.handlers.ids import Action
 from crmbot.handlers.request_keys import CLICK_TTL, Kind, key_of
+from crmbot.scheduler import Sweeper
 from crmbot.service import CrmService
 from crmbot.service.request_keys import KeyState
 from crmbot.store.db import Database
+from crmbot.store.models import RequestKey
 from crmbot.web import create_wsgi, make_server
 from tests.conftest import Clock
-from tests.slackapp import SECRET, TOKEN, Answer, SlackSim
+from tests.slackapp import SECRET, TOKEN, Answer, SlackSim, build_fake
 from tests.test_duplicates import buttons
 from tests.test_forms import slack_state
 from tests.test_modals import errors_of, open_modal
@@ -326,3 +329,22 @@ def test_two_app_processes_on_one_database_agree(slack: SlackSim, other_app: Sla
     slack.wait_reply(fields["response_url"])
     time.sleep(0.3)
     assert _deals(slack) == ["D-1", "D-2"]
+
+
+def test_the_reminder_sweep_forgets_expired_keys(
+    crm: CrmService, clock: Clock, db: Database
+) -> None:
+    def keys() -> list[str]:
+        with db.read() as session:
+            return sorted(session.scalars(select(RequestKey.key)))
+
+    fake = build_fake()
+    try:
+        assert crm.claim_request("T1", "event:old", ttl=timedelta(hours=24)) is not None
+        clock.advance(hours=24, seconds=1)
+        assert crm.claim_request("T1", "event:new", ttl=timedelta(hours=24)) is not None
+        assert keys() == ["event:new", "event:old"]
+        Sweeper(crm, Settings(slack_bot_token=TOKEN, slack_api_url=fake.url)).sweep()
+        assert keys() == ["event:new"]
+    finally:
+        fake.stop()

@@ -1,18 +1,20 @@
-"""Claimed request keys: an insert that does nothing on conflict decides who runs a request.
+"""Claimed request keys: one upsert decides who runs a request.
 
-Two processes inserting the same (workspace, key) at once both reach the unique constraint;
-PostgreSQL makes the second wait for the first's commit and then do nothing, SQLite runs one
-writer at a time. Either way exactly one insert reports a row.
+`INSERT … ON CONFLICT (workspace_id, key) DO UPDATE … WHERE expires_at <= now RETURNING id`
+returns a row when the key was free (inserted) or its old claim had expired (taken over), and
+nothing when someone holds it. Two processes claiming the same key at once meet at the unique
+index: PostgreSQL makes the second wait for the first's commit and then finds the claim live,
+SQLite runs one writer at a time. Either way exactly one of them gets a row.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Insert, delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from crmbot.store.models import RequestKey
@@ -24,48 +26,33 @@ class KeyState(StrEnum):
     DONE = "done"
 
 
-def _insert_or_nothing(session: Session, values: dict[str, object]) -> Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(RequestKey).values(values).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(RequestKey).values(values).on_conflict_do_nothing()
-    raise NotImplementedError(f"request keys need PostgreSQL or SQLite, not {dialect}")
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
-    return int(result.rowcount)
-
-
 def claim(
     session: Session, ws: str, key: str, *, token: str, now: datetime, expires_at: datetime
 ) -> bool:
     """Claim `key` for the caller (`token`); False when someone holds it and it hasn't expired."""
-    fresh = {
-        "workspace_id": ws,
-        "key": key,
-        "token": token,
-        "created_at": now,
-        "expires_at": expires_at,
-        "done_at": None,
-    }
-    inserted = session.execute(_insert_or_nothing(session, fresh).returning(RequestKey.id))
-    if inserted.first() is not None:
-        return True
-    # An expired claim the clock hasn't pruned yet is taken over; the row lock (PostgreSQL)
-    # or the single writer (SQLite) lets one of several takers match the condition.
-    taken = session.execute(
-        update(RequestKey)
-        .where(
-            RequestKey.workspace_id == ws,
-            RequestKey.key == key,
-            RequestKey.expires_at <= now,
+    dialect = session.get_bind().dialect.name
+    insert: Any
+    if dialect == "postgresql":
+        insert = postgresql.insert
+        # No WAL flush for a claim: the request's own (synchronous) commit flushes it anyway,
+        # and a claim lost with a crashed server only lets that one retry through again.
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    elif dialect == "sqlite":
+        insert = sqlite.insert
+    else:
+        raise NotImplementedError(f"request keys need PostgreSQL or SQLite, not {dialect}")
+    fresh = {"token": token, "created_at": now, "expires_at": expires_at, "done_at": None}
+    statement = (
+        insert(RequestKey)
+        .values(workspace_id=ws, key=key, **fresh)
+        .on_conflict_do_update(
+            index_elements=[RequestKey.workspace_id, RequestKey.key],
+            set_=fresh,
+            where=RequestKey.expires_at <= now,  # an expired claim the clock hasn't pruned
         )
-        .values(token=token, created_at=now, expires_at=expires_at, done_at=None)
-        .execution_options(synchronize_session=False)
+        .returning(RequestKey.id)
     )
-    return _rowcount(taken) == 1
+    return session.execute(statement).first() is not None
 
 
 def finish(session: Session, ws: str, key: str, *, token: str, now: datetime) -> None:
