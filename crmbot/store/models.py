@@ -522,10 +522,11 @@ class ScoreModel(Base):
 class RequestKey(Base):
     """A Slack request claimed for processing, so a retry or a double submit runs once.
 
-    Claimed with an insert that does nothing on conflict with (workspace, key), so every
-    process sharing the database agrees. No foreign key: the first request of a new workspace
-    is claimed before its workspace row exists. `token` tells the claimer's row apart from a
-    later claim of the same key; `done_at` is set once the request's answer was given.
+    Claimed with an upsert that only takes over an expired row of (workspace, key), so every
+    process sharing the database agrees (crmbot/store/request_keys.py). No foreign key: the
+    first request of a new workspace is claimed before its workspace row exists. `token`
+    tells the claimer's row apart from a later claim of the same key; `done_at` is set once
+    the request's answer was given.
     """
 
     __tablename__ = "request_key"
