@@ -121,6 +121,9 @@ def test_keys_name_the_request_not_the_delivery() -> None:
     assert key_of(event).key == "event:Ev1"  # type: ignore[union-attr]
     command = {"command": "/crm", "text": "x", "trigger_id": "123.456.abc"}
     assert key_of(command).key == "command:123.456.abc"  # type: ignore[union-attr]
+    by_url = key_of({"command": "/crm", "response_url": "https://hooks.slack.com/commands/1/2"})
+    assert by_url is not None
+    assert by_url.kind is Kind.COMMAND
     odd = key_of({"command": "/crm", "trigger_id": "x" * 500})
     assert odd is not None
     assert len(odd.key) < 100

@@ -114,7 +114,8 @@ def key_of(body: dict[str, Any]) -> RequestKey | None:
     if is_event(body):
         return _named(Kind.EVENT, body.get("event_id"))
     if is_slash_command(body):
-        return _named(Kind.COMMAND, body.get("trigger_id"))
+        # A response_url is as unique per invocation, for a payload without a trigger id.
+        return _named(Kind.COMMAND, body.get("trigger_id") or body.get("response_url"))
     if is_view_submission(body):
         view = body.get("view") or {}
         values = (view.get("state") or {}).get("values") or {}
