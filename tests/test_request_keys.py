@@ -12,13 +12,14 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from crmbot.app import create_app
 from crmbot.config import Settings
+from crmbot.domain import InvalidInput
 from crmbot.handlers import modals
 from crmbot.handlers.ids import Action
-from crmbot.handlers.request_keys import CLICK_TTL, Kind, key_of
+from crmbot.handlers.request_keys import CLICK_TTL, KeyedAck, Kind, failed, key_of
 from crmbot.scheduler import Sweeper
 from crmbot.service import CrmService
 from crmbot.service.request_keys import KeyState
@@ -351,3 +352,59 @@ def test_the_reminder_sweep_forgets_expired_keys(
         assert keys() == ["event:new"]
     finally:
         fake.stop()
+
+
+# --- when a claim is given back ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer_settles", "outcome", "state"),
+    [
+        (True, "ack", KeyState.DONE),  # a view saved and closed
+        (True, "ack errors", KeyState.FREE),  # a view refused: may be sent again
+        (True, "crash", KeyState.FREE),  # a view failing before its answer saved nothing
+        (True, "ack then crash", KeyState.DONE),  # after the answer: it was saved
+        (False, "ack", KeyState.PENDING),  # a command: its work follows the ack
+        (False, "ack then refused", KeyState.FREE),  # refused by the service: nothing saved
+        (False, "ack then crash", KeyState.PENDING),  # something may have been saved
+    ],
+)
+def test_a_claim_is_given_back_only_when_nothing_was_saved(
+    crm: CrmService, answer_settles: bool, outcome: str, state: KeyState
+) -> None:
+    claim = crm.claim_request("T1", "k", ttl=timedelta(hours=1))
+    assert claim is not None
+    ack = KeyedAck(crm, claim, answer_settles=answer_settles)
+    if outcome.startswith("ack errors"):
+        ack(response_action="errors", errors={"name": "Needs a name."})
+    elif outcome.startswith("ack"):
+        ack()
+    if outcome.endswith("crash"):
+        failed(ack, RuntimeError("boom"))
+    if outcome.endswith("refused"):
+        failed(ack, InvalidInput("stage", "No such stage."))
+    ack()  # the error handler's own ack settles nothing more
+    assert crm.request_state("T1", "k") is state
+
+
+def test_a_command_refused_by_the_service_can_be_delivered_again(slack: SlackSim) -> None:
+    fields = _command_fields(slack, "move D-99 won")
+    for _ in range(2):
+        assert slack.form(fields) == Answer(200, "")
+        reply = slack.wait_reply(fields["response_url"])
+        assert "D-99" in reply.args["text"]
+        slack.fake.clear_calls()
+
+
+def test_without_its_key_table_the_bot_still_answers(slack: SlackSim, db: Database) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE request_key RENAME TO request_key_away"))
+    try:
+        reply = slack.command("deal Renewal 50k")
+        assert "D-1" in reply.args["text"]
+        view = open_modal(slack, modals.open_new_deal)
+        assert _closed(_submit(slack, view, slack_state(view, name="Renewal", amount="1")))
+        assert _deals(slack) == ["D-1", "D-2"]
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE request_key_away RENAME TO request_key"))
