@@ -37,7 +37,7 @@ SEED = 20261123
 HERE = Path(__file__).parent
 DATA = HERE / "data"
 PG_URL = os.environ.get("CRMBOT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PG_SCHEMA = "crmbot_bench"
+PG_SCHEMA = "crmbot_bench"  # + "_<contacts>": sizes (and quick runs) never overwrite each other
 WORKSPACES = ("TBENCH1", "TBENCH2")  # the second one gets SMALL_SHARE of the rows
 SMALL_SHARE = 0.05
 REPS = {"TBENCH1": 12, "TBENCH2": 4}
@@ -312,14 +312,18 @@ def sqlite_path(contacts: int) -> Path:
     return DATA / f"find-{contacts}.db"
 
 
-def pg_url() -> str:
-    """The bench URL: everything lives in its own schema, PG_SCHEMA."""
+def pg_schema(contacts: int) -> str:
+    return f"{PG_SCHEMA}_{contacts}"
+
+
+def pg_url(contacts: int) -> str:
+    """The bench URL: everything lives in its own schema, one per size."""
     sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options={quote(f'-csearch_path={PG_SCHEMA},public')}"
+    return f"{PG_URL}{sep}options={quote(f'-csearch_path={pg_schema(contacts)},public')}"
 
 
 def url_for(engine: str, contacts: int) -> str:
-    return f"sqlite:///{sqlite_path(contacts)}" if engine == "sqlite" else pg_url()
+    return f"sqlite:///{sqlite_path(contacts)}" if engine == "sqlite" else pg_url(contacts)
 
 
 def is_complete(url: str, contacts: int) -> bool:
@@ -348,9 +352,8 @@ def size_bytes(url: str) -> int:
             text(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = :schema AND c.relkind = 'r'"
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
             ),
-            {"schema": PG_SCHEMA},
         ).scalar_one()
     engine.dispose()
     return int(size)
@@ -422,22 +425,23 @@ def generate_sqlite(contacts: int, log: Log = print) -> None:
 
 
 def generate_pg(contacts: int, log: Log = print) -> None:
-    """Fill a fresh PG_SCHEMA in one transaction: COPY, then build the trigram indexes."""
+    """Fill a fresh schema in one transaction: COPY, then build the trigram indexes."""
+    schema = pg_schema(contacts)
     admin = create_engine(normalize_url(PG_URL))
     with admin.begin() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
     admin.dispose()
-    _setup(pg_url())
-    engine = create_engine(normalize_url(pg_url()))
+    _setup(pg_url(contacts))
+    engine = create_engine(normalize_url(pg_url(contacts)))
     gen = Generator(contacts)
     with engine.begin() as conn:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         trigram_indexes = cur.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND indexname "
             "LIKE %s",
-            (PG_SCHEMA, "%\\_trgm"),
+            (schema, "%\\_trgm"),
         ).fetchall()
         for name, _ in trigram_indexes:
             cur.execute(f"DROP INDEX {name}")
