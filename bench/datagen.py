@@ -1,4 +1,11 @@
-"""Deterministic bulk data for the benchmarks: accounts and contacts in the real, migrated schema.
+"""Deterministic bulk data for the benchmarks, in the real, migrated schema.
+
+`python -m bench.datagen [--engine sqlite|postgresql|both] [--quick | --contacts N]` builds the
+full data set (two workspaces: N contacts, N/5 accounts, 0.3 N leads, 0.1 N deals, 2 N
+interactions, N open follow-ups of which 1 % overdue in 50 channels; N = 1M, or 100k with
+--quick), reusing a complete one, and prints one JSON line and appends the time it took to
+RESULTS.md. Benchmarks get one through `ensure(engine, contacts, full=True)`; bench.find
+uses the contacts-and-accounts set (`full=False`) unless given --full.
 
 Rows go straight in (executemany on SQLite, COPY on PostgreSQL) together with the search
 document the app itself would write for each record (`queries.index_record` fed by the
@@ -674,3 +681,73 @@ def generate_pg(contacts: int, log: Log = print, *, full: bool = False) -> None:
         tables = [t for t, count in gen.ids.items() if count]
         conn.execute(text(f"VACUUM ANALYZE {', '.join(tables)}"))
     engine.dispose()
+
+
+# --- the command -------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import sys
+
+    from bench.machine import machine
+
+    parser = argparse.ArgumentParser(prog="python -m bench.datagen", description=__doc__)
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100,000 contacts")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--force", action="store_true", help="rebuild even if complete")
+    parser.add_argument("--no-record", action="store_true", help="don't append to RESULTS.md")
+    args = parser.parse_args(argv)
+    contacts = 100_000 if args.quick else args.contacts
+    command = " ".join(["python -m bench.datagen", *(argv if argv is not None else sys.argv[1:])])
+    engines = ("sqlite", "postgresql") if args.engine == "both" else (args.engine,)
+    failed = 0
+    for engine in engines:
+        where = machine()
+
+        def log(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+        try:
+            if args.force:
+                started = time.perf_counter()
+                (generate_sqlite if engine == "sqlite" else generate_pg)(contacts, log, full=True)
+                url, seconds = url_for(engine, contacts, True), time.perf_counter() - started
+            else:
+                url, seconds = ensure(engine, contacts, log, full=True)
+        except Exception as exc:  # e.g. PostgreSQL not running: say so, go on
+            print(f"{engine}: skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed = 1
+            continue
+        rows = table_rows(url)
+        result = {
+            "bench": "datagen",
+            "engine": engine,
+            "contacts": contacts,
+            "seconds": None if seconds is None else round(seconds, 1),
+            "rows": rows,
+            "rows_per_s": None if not seconds else round(sum(rows.values()) / seconds),
+            "size_mb": round(size_bytes(url) / 1e6),
+        }
+        print(json.dumps(result), flush=True)
+        if args.no_record:
+            continue
+        made = "reused a complete data set" if seconds is None else f"built in {seconds:.0f} s"
+        table = " · ".join(f"{t} {n:,}" for t, n in rows.items())
+        section = (
+            f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · bench.datagen · {engine} · "
+            f"{contacts:,} contacts, full data set\n\n"
+            f"- command: `{command}`\n- machine: {where} (before the run)\n"
+            f"- {made}"
+            + (f" ({result['rows_per_s']:,} rows/s)" if result["rows_per_s"] else "")
+            + f"; {result['size_mb']:,} MB on disk\n- rows: {table}\n"
+        )
+        with (HERE / "RESULTS.md").open("a") as out:
+            out.write(section)
+    return failed
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

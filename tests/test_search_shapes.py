@@ -3,9 +3,11 @@ same answers on both engines, whichever index a term is served from."""
 
 from __future__ import annotations
 
+import pytest
+
 from crmbot.domain import RecordKind
 from crmbot.service import CrmService
-from crmbot.store import queries
+from crmbot.store import pg_search, queries
 
 WS = "T1"
 
@@ -62,3 +64,21 @@ def test_common_and_rare_single_words_both_come_newest_first(crm: CrmService) ->
     assert refs(crm, "lobex") == [f"C-{n}" for n in range(30, 10, -1)]
     assert refs(crm, "xylograph") == ["C-31"]
     assert refs(crm, "xylographs") == []
+
+
+def test_small_pages_give_the_same_answers(
+    crm: CrmService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newest-documents pages and the trigram index after them meet without a gap
+    (PostgreSQL reads pages of 1,000 and up to 16,000: here 3 and up to 8)."""
+    for i in range(40):
+        name = f"{'Globex' if i % 3 == 0 else 'Initech'} {'rare' if i in (2, 17) else ''} {i}"
+        crm.create_contact(WS, by="UBOB", name=name)
+    crm.delete(WS, "C-31", by="UADMIN")
+    terms = ("globex", "initech", "rare", "lobe", "nitech 1", "zzz")
+    expected = {term: refs(crm, term) for term in terms}
+    monkeypatch.setattr(pg_search, "FIRST_PAGE", 3)
+    monkeypatch.setattr(pg_search, "LAST_PAGE", 8)
+    assert {term: refs(crm, term) for term in terms} == expected
+    assert expected["rare"] == ["C-18", "C-3"]
+    assert len(expected["globex"]) == 13  # 14 made, one deleted

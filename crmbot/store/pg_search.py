@@ -1,22 +1,28 @@
 """PostgreSQL: the substring tier of search (the newest live documents holding every word).
 
-Two statement shapes, each with an index that makes it cheap (migration 0010):
+One `body LIKE ... ORDER BY id DESC LIMIT 20` leaves the planner to guess how many rows
+match, and it guesses from a 100-entry histogram of body: every word under ~1 % looks alike.
+It then either walks the primary key backwards and filters (fast for a common word, the
+whole table for a rare one: 0.9-2.4 s for a rare name at 1M documents) or reads every match
+from the trigram index and sorts (fast for a rare word, 30-80 ms for "globex", in 14k
+documents). So the plan is chosen here, from what the data says, in statements whose cost
+is bounded whatever the planner thinks (indexes from migration 0010):
 
-1. A word with whole words inside it (the "rodriguez" and "globex" of
+1. A term with whole words inside it (the "rodriguez" and "globex" of
    "juan.rodriguez@globex.com"; `queries.inner_words`) takes its candidates from the GIN
    index of the body's words, `ix_search_doc_words` on regexp_split_to_array(body,
    '[^a-z0-9]+'): every match contains those words, and documents holding all of them are
    few. The trigram index would intersect ~25 posting lists of common trigrams (".co",
-   "com", "son"): 22-35 ms at 1M documents, against 0.2-5 ms here. The substrings are then
-   checked with strpos(), which no index serves, so the planner can't add the trigram index
-   back into the plan.
-2. Otherwise one `body LIKE ... ORDER BY id DESC LIMIT n`, left to the planner, which picks
-   between walking the workspace's newest documents (`ix_search_doc_newest`, or the primary
-   key in a big workspace) until n match, and reading every match from the trigram index
-   and sorting. It picks well only if it knows how common the word is: with the default
-   statistics (a 100-entry histogram of body) every word under ~1 % looked alike ("globex",
-   in 14k documents, was estimated at 120 rows and sorted in full: 30-80 ms); the migration
-   raises body's statistics target to 1000.
+   "com", "son": 22-35 ms at 1M documents). The substrings are then checked with
+   strpos(), which no index serves, so the planner can't bring the trigram index back.
+2. Otherwise the workspace's newest FIRST_PAGE documents are read and filtered: a common
+   word is answered there. The page also tells how common the word is in this workspace,
+   and how much of the table the workspace holds; a second page of the size that should
+   fill the answer (up to LAST_PAGE) is read if that costs less than fetching the word's
+   matches from the trigram index.
+3. The rest: every older match in this workspace from the trigram index
+   (`ix_search_doc_ws_body_trgm`, workspace first), as a materialized set so that no plan
+   walks the table instead, sorted, newest first. The pages said they are few.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from crmbot.store.models import SearchDoc
 # not a bound parameter, so that the planner recognises the indexed expression).
 WORD_SPLIT = "[^a-z0-9]+"
 MIN_WORD = 3  # shorter inner words ("12" of a phone number) are in too many documents
+FIRST_PAGE, LAST_PAGE = 300, 16_000  # newest documents of a workspace read in pages
 
 _DOC = SearchDoc.__table__.c
 _DOCS = SearchDoc.__table__
@@ -80,6 +87,66 @@ def newest_matches(
         top = select(hits.c.id).order_by(hits.c.id.desc()).limit(limit).subquery()
         stmt = select(_DOCS).join(top, _DOC.id == top.c.id).order_by(_DOC.id.desc())
         return list(session.execute(stmt).all())
-    likes = [_DOC.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
-    stmt = select(_DOCS).where(*likes, *_live(ws, kinds)).order_by(_DOC.id.desc()).limit(limit)
-    return list(session.execute(stmt).all())
+    found, (low, high, seen) = _page(session, ws, words, kinds, None, FIRST_PAGE, limit)
+    if len(found) >= limit or seen < FIRST_PAGE:  # answered, or no older documents
+        return found
+    before = low
+    if found:
+        # The first page tells how common the word is here, and how much of the table is
+        # this workspace's. Read a second page if that is cheaper than the word's matches
+        # from the trigram index: a page reads its documents' table pages in order (~30
+        # rows each), the index one page per match.
+        share = len(found) / FIRST_PAGE
+        density = seen / max(1, high - low + 1)
+        size = int((limit - len(found)) / share * 1.5) + 1
+        if size <= LAST_PAGE and size / density / 30 <= share * density * high:
+            more, (low, _, seen) = _page(session, ws, words, kinds, low, size, limit - len(found))
+            found += more
+            if len(found) >= limit or seen < size:
+                return found
+            before = low
+    # Older matches, all of them from the trigram index (a materialized set: no plan walks
+    # the table instead), newest first. The pages say they are few.
+    hits = (
+        select(_DOC.id)
+        .where(*_like_all(words), *_live(ws, kinds), _DOC.id < before)
+        .cte("hits")
+        .prefix_with("MATERIALIZED")
+    )
+    top = select(hits.c.id).order_by(hits.c.id.desc()).limit(limit - len(found)).subquery()
+    older = select(_DOCS).join(top, _DOC.id == top.c.id).order_by(_DOC.id.desc())
+    return found + list(session.execute(older).all())
+
+
+def _page(
+    session: Session,
+    ws: str,
+    words: Sequence[str],
+    kinds: Sequence[RecordKind],
+    before: int | None,
+    size: int,
+    want: int,
+) -> tuple[list[Any], tuple[int, int, int]]:
+    """Matches among the workspace's `size` newest documents below `before` (at most
+    `want`), and that page's lowest id, highest id and number of documents."""
+    page = select(_DOCS).where(_DOC.workspace_id == ws)
+    ids = select(_DOC.id).where(_DOC.workspace_id == ws)
+    if before is not None:
+        page, ids = page.where(_DOC.id < before), ids.where(_DOC.id < before)
+    newest = page.order_by(_DOC.id.desc()).limit(size).subquery("page")
+    c = newest.c
+    likes = [c.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
+    live = [c.deleted.is_(False), c.kind.in_([k.value for k in kinds])]
+    stmt = select(newest).where(*likes, *live).order_by(c.id.desc()).limit(want)
+    rows = list(session.execute(stmt).all())
+    if len(rows) >= want:  # answered: where the page ends doesn't matter
+        return rows, (0, 0, size)
+    span = ids.order_by(_DOC.id.desc()).limit(size).subquery("span")
+    low, high, seen = session.execute(
+        select(func.min(span.c.id), func.max(span.c.id), func.count())
+    ).one()
+    return rows, (low or 0, high or 0, seen)
+
+
+def _like_all(words: Sequence[str]) -> list[Any]:
+    return [_DOC.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]

@@ -1,4 +1,4 @@
-"""search on PostgreSQL: a word index, the workspace's newest documents, better estimates
+"""search on PostgreSQL: a word index, the trigram index by workspace, newest documents
 
 Revision ID: 0010
 Revises: 0005
@@ -13,9 +13,11 @@ PostgreSQL only (SQLite has its FTS5 tables); see crmbot/store/pg_search.py for 
 2. `ix_search_doc_newest` (workspace_id, id): a workspace's newest documents in order, so
    the planner can walk a small workspace's documents newest first instead of the whole
    table's primary key.
-3. body's statistics target 1000 (from 100): LIKE estimates come from the histogram of
-   body, and with 100 entries every word under ~1 % looked equally rare, so common words
-   were read in full from the trigram index and sorted.
+3. The body's trigram index gains the workspace as its first column (btree_gin), so a
+   word's matches are read for one workspace only: in a workspace with 5 % of the
+   documents, "globex" reads 650 matches instead of every workspace's 13,600.
+   `ix_search_doc_ws_body_trgm` replaces `ix_search_doc_body_trgm` (every search names
+   its workspace).
 """
 
 from collections.abc import Sequence
@@ -36,13 +38,19 @@ def upgrade() -> None:
         "CREATE INDEX ix_search_doc_words ON search_doc "
         "USING gin (regexp_split_to_array(body, '[^a-z0-9]+'))"
     )
-    op.execute("ALTER TABLE search_doc ALTER COLUMN body SET STATISTICS 1000")
-    op.execute("ANALYZE search_doc")
+    # In public, like pg_trgm: an extension in a tenant's schema would vanish with it.
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public")
+    op.execute(
+        "CREATE INDEX ix_search_doc_ws_body_trgm ON search_doc "
+        "USING gin (workspace_id, body gin_trgm_ops)"
+    )
+    op.execute("DROP INDEX IF EXISTS ix_search_doc_body_trgm")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("ALTER TABLE search_doc ALTER COLUMN body SET STATISTICS -1")
+    op.execute("CREATE INDEX ix_search_doc_body_trgm ON search_doc USING gin (body gin_trgm_ops)")
+    op.execute("DROP INDEX IF EXISTS ix_search_doc_ws_body_trgm")
     op.execute("DROP INDEX IF EXISTS ix_search_doc_words")
     op.execute("DROP INDEX IF EXISTS ix_search_doc_newest")
