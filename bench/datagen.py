@@ -2,7 +2,7 @@
 
 `python -m bench.datagen [--engine sqlite|postgresql|both] [--quick | --contacts N]` builds the
 full data set (two workspaces: N contacts, N/5 accounts, 0.3 N leads, 0.1 N deals, 2 N
-interactions, N open follow-ups of which 1 % overdue in 50 channels; N = 1M, or 100k with
+interactions, N open follow-ups of which 1 % overdue in 50 channels; N = 1M, or 20k with
 --quick), reusing a complete one, and prints one JSON line and appends the time it took to
 RESULTS.md. Benchmarks get one through `ensure(engine, contacts, full=True)`; bench.find
 uses the contacts-and-accounts set (`full=False`) unless given --full.
@@ -695,12 +695,12 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.datagen", description=__doc__)
     parser.add_argument("--contacts", type=int, default=1_000_000)
-    parser.add_argument("--quick", action="store_true", help="100,000 contacts")
+    parser.add_argument("--quick", action="store_true", help="20,000 contacts")
     parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--force", action="store_true", help="rebuild even if complete")
     parser.add_argument("--no-record", action="store_true", help="don't append to RESULTS.md")
     args = parser.parse_args(argv)
-    contacts = 100_000 if args.quick else args.contacts
+    contacts = 20_000 if args.quick else args.contacts
     command = " ".join(["python -m bench.datagen", *(argv if argv is not None else sys.argv[1:])])
     engines = ("sqlite", "postgresql") if args.engine == "both" else (args.engine,)
     failed = 0

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from crmbot.handlers.ids import Action
 from crmbot.service import CrmService
 from crmbot.store.db import Database
 from crmbot.store.models import FollowUp, Interaction, Lead
-from tests.conftest import _truncate_pg
+from tests.conftest import PG_URL, _truncate_pg
 from tests.slackapp import SECRET, TOKEN, SlackSim, build_fake
 from tests.test_forms import slack_state
 from tests.test_serve_process import start_serve
@@ -161,3 +165,37 @@ def test_two_serve_processes_on_one_postgres_without_errors_or_duplicates(
         assert card.record.name == name  # type: ignore[union-attr]
         assert len(card.interactions) == 1
         assert [h.ref for h in crm.find("T1", name)] == [ref]
+
+
+def test_processes_starting_together_migrate_a_fresh_database_once(
+    pg_schema_url: str,
+) -> None:
+    """Three `crmbot db upgrade` at once on an empty schema (a deploy starting every
+    process together): all succeed, and the schema is migrated exactly once."""
+    schema = f"crmbot_fresh_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}options={quote(f'-csearch_path={schema},public')}"
+    env = {**os.environ, "DATABASE_URL": url}
+    try:
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "crmbot.cli", "db", "upgrade"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outputs = [run.communicate(timeout=120)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], outputs
+        with admin.connect() as conn:
+            versions = conn.execute(text(f'SELECT version_num FROM "{schema}".alembic_version'))
+            assert len(versions.all()) == 1
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
