@@ -28,7 +28,6 @@ from crmbot.store.models import FollowUp, Interaction, Lead
 from tests.conftest import PG_URL, _truncate_pg
 from tests.slackapp import SECRET, TOKEN, SlackSim, build_fake
 from tests.test_forms import slack_state
-from tests.test_serve_process import start_serve
 
 WORKERS = 6
 ROUNDS = 4
@@ -67,17 +66,32 @@ def two_servers(pg_schema_url: str, tmp_path: Path) -> Iterator[tuple[list[Slack
         "CRMBOT_DB_POOL_SIZE": "4",
     }
     env.pop("SLACK_CLIENT_ID", None)
-    started = [start_serve(env) for _ in range(2)]
+    command = [sys.executable, "-m", "crmbot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    started = [  # both at once, as a deploy starts its web processes
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
     try:
-        sims = [SlackSim(f"http://127.0.0.1:{port}", fake, crm) for _, port in started]
+        sims = [SlackSim(f"http://127.0.0.1:{port_of(p)}", fake, crm) for p in started]
         yield sims, db
     finally:
-        for process, _ in started:
+        for process in started:
             process.terminate()
-        for process, _ in started:
+        for process in started:
             process.wait(10)
         fake.stop()
         db.dispose()
+
+
+def port_of(process: subprocess.Popen[str]) -> int:
+    """The port a starting `crmbot serve` says it listens on."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("crmbot listening on port "):
+            return int(line.rsplit(" ", 1)[1])
+    raise AssertionError("crmbot serve did not start")
 
 
 def shown(call: object) -> str:
