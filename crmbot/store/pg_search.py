@@ -87,11 +87,15 @@ def newest_matches(
         top = select(hits.c.id).order_by(hits.c.id.desc()).limit(limit).subquery()
         stmt = select(_DOCS).join(top, _DOC.id == top.c.id).order_by(_DOC.id.desc())
         return list(session.execute(stmt).all())
-    found, (low, high, seen) = _page(session, ws, words, kinds, None, FIRST_PAGE, limit)
-    if len(found) >= limit or seen < FIRST_PAGE:  # answered, or no older documents
+    found = _page(session, ws, words, kinds, None, FIRST_PAGE, limit)
+    if len(found) >= limit:
         return found
-    before = low
-    if found:
+    before = None
+    if found:  # (with none, the page's bounds don't matter: the index has every match)
+        low, high, seen = found[0].page_low, found[0].page_high, found[0].page_seen
+        if seen < FIRST_PAGE:  # that was the whole workspace
+            return found
+        before = low
         # The first page tells how common the word is here, and how much of the table is
         # this workspace's. Read a second page if that is cheaper than the word's matches
         # from the trigram index: a page reads its documents' table pages in order (~30
@@ -100,16 +104,18 @@ def newest_matches(
         density = seen / max(1, high - low + 1)
         size = int((limit - len(found)) / share * 1.5) + 1
         if size <= LAST_PAGE and size / density / 30 <= share * density * high:
-            more, (low, _, seen) = _page(session, ws, words, kinds, low, size, limit - len(found))
+            more = _page(session, ws, words, kinds, low, size, limit - len(found))
             found += more
-            if len(found) >= limit or seen < size:
+            if len(found) >= limit or (more and more[0].page_seen < size):
                 return found
-            before = low
+            before = more[0].page_low if more else low
     # Older matches, all of them from the trigram index (a materialized set: no plan walks
     # the table instead), newest first. The pages say they are few.
     hits = (
         select(_DOC.id)
-        .where(*_like_all(words), *_live(ws, kinds), _DOC.id < before)
+        .where(
+            *_like_all(words), *_live(ws, kinds), *([] if before is None else [_DOC.id < before])
+        )
         .cte("hits")
         .prefix_with("MATERIALIZED")
     )
@@ -126,26 +132,26 @@ def _page(
     before: int | None,
     size: int,
     want: int,
-) -> tuple[list[Any], tuple[int, int, int]]:
-    """Matches among the workspace's `size` newest documents below `before` (at most
-    `want`), and that page's lowest id, highest id and number of documents."""
+) -> list[Any]:
+    """Matches (at most `want`) among the workspace's `size` newest documents below
+    `before`; each row also carries the page's lowest and highest id and its number of
+    documents (`page_low`, `page_high`, `page_seen`)."""
     page = select(_DOCS).where(_DOC.workspace_id == ws)
-    ids = select(_DOC.id).where(_DOC.workspace_id == ws)
     if before is not None:
-        page, ids = page.where(_DOC.id < before), ids.where(_DOC.id < before)
+        page = page.where(_DOC.id < before)
     newest = page.order_by(_DOC.id.desc()).limit(size).subquery("page")
-    c = newest.c
+    n = newest.c
+    stats = select(
+        newest,
+        func.min(n.id).over().label("page_low"),
+        func.max(n.id).over().label("page_high"),
+        func.count().over().label("page_seen"),
+    ).subquery("stats")
+    c = stats.c
     likes = [c.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
     live = [c.deleted.is_(False), c.kind.in_([k.value for k in kinds])]
-    stmt = select(newest).where(*likes, *live).order_by(c.id.desc()).limit(want)
-    rows = list(session.execute(stmt).all())
-    if len(rows) >= want:  # answered: where the page ends doesn't matter
-        return rows, (0, 0, size)
-    span = ids.order_by(_DOC.id.desc()).limit(size).subquery("span")
-    low, high, seen = session.execute(
-        select(func.min(span.c.id), func.max(span.c.id), func.count())
-    ).one()
-    return rows, (low or 0, high or 0, seen)
+    stmt = select(stats).where(*likes, *live).order_by(c.id.desc()).limit(want)
+    return list(session.execute(stmt).all())
 
 
 def _like_all(words: Sequence[str]) -> list[Any]:
