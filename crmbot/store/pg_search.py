@@ -15,12 +15,12 @@ is bounded whatever the planner thinks (indexes from migration 0010):
    few. The trigram index would intersect ~25 posting lists of common trigrams (".co",
    "com", "son": 22-35 ms at 1M documents). The substrings are then checked with
    strpos(), which no index serves, so the planner can't bring the trigram index back.
-2. Otherwise, in a workspace that holds most of the newest documents (DENSE; a small or
-   thinly spread workspace goes to 3 at once, in one statement), the workspace's newest
-   FIRST_PAGE documents are read and filtered: a common word is answered there. The page also tells how common the word is in this workspace,
-   and how much of the table the workspace holds; a second page of the size that should
-   fill the answer (up to LAST_PAGE) is read if that costs less than fetching the word's
-   matches from the trigram index.
+2. Otherwise the workspace's newest FIRST_PAGE documents are read and filtered (one
+   statement; it stops at the 20th match): a common word is answered there. The page also
+   tells how common the word is in this workspace, and how much of the table the workspace
+   holds; a second page of the size that should fill the answer (up to LAST_PAGE) is read
+   if that costs less than fetching the word's matches from the trigram index, and the
+   workspace isn't spread thin among others' documents (DENSE).
 3. The rest: every older match in this workspace from the trigram index
    (`ix_search_doc_ws_body_trgm`, workspace first), as a materialized set so that no plan
    walks the table instead, sorted, newest first. The pages said they are few.
@@ -89,33 +89,30 @@ def newest_matches(
         top = select(hits.c.id).order_by(hits.c.id.desc()).limit(limit).subquery()
         stmt = select(_DOCS).join(top, _DOC.id == top.c.id).order_by(_DOC.id.desc())
         return list(session.execute(stmt).all())
-    low, high, seen = _bounds(session, ws, None, FIRST_PAGE)
-    if seen < FIRST_PAGE or seen / max(1, high - low + 1) < DENSE:
-        # A small workspace, or one whose documents are spread thin among other
-        # workspaces' (a page of it touches a table page per document): its matches from
-        # the trigram index, which is by workspace, are few; sorting them is cheap.
-        likes = _like_all(words)
-        stmt = select(_DOCS).where(*likes, *_live(ws, kinds)).order_by(_DOC.id.desc())
-        return list(session.execute(stmt.limit(limit)).all())
     found = _page(session, ws, words, kinds, None, FIRST_PAGE, limit)
     if len(found) >= limit:
         return found
     before = None
     if found:  # (with none, the page's bounds don't matter: the index has every match)
+        low, high, seen = found[0].page_low, found[0].page_high, found[0].page_seen
+        if seen < FIRST_PAGE:  # that was the whole workspace
+            return found
         before = low
-        # The first page tells how common the word is here. Read a second page if that
-        # is cheaper than the word's matches from the trigram index: a page reads its
-        # documents' table pages in order (~30 rows each), the index one page per match.
+        # The first page tells how common the word is here and how much of the table is
+        # this workspace's. Read a second page if that is cheaper than the word's matches
+        # from the trigram index (by workspace): a page reads its documents' table pages in
+        # order (~30 rows each), the index one page per match. A workspace spread thin among
+        # others' documents (under DENSE) always goes to the index.
         share = len(found) / FIRST_PAGE
         density = seen / max(1, high - low + 1)
         size = int((limit - len(found)) / share * 1.5) + 1
-        if size <= LAST_PAGE and size / density / 30 <= share * density * high:
-            found += _page(session, ws, words, kinds, low, size, limit - len(found))
-            if len(found) >= limit:
+        cheaper = size / density / 30 <= share * density * high
+        if density >= DENSE and size <= LAST_PAGE and cheaper:
+            more = _page(session, ws, words, kinds, low, size, limit - len(found))
+            found += more
+            if len(found) >= limit or (more and more[0].page_seen < size):
                 return found
-            before, _, seen = _bounds(session, ws, low, size)
-            if seen < size:
-                return found
+            before = more[0].page_low if more else _bounds(session, ws, low, size)[0]
     # Older matches, all of them from the trigram index (a materialized set: no plan walks
     # the table instead), newest first. The pages say they are few.
     hits = (
@@ -141,15 +138,24 @@ def _page(
     want: int,
 ) -> list[Any]:
     """Matches (at most `want`: the scan stops there) among the workspace's `size` newest
-    documents below `before`."""
+    documents below `before`. Each row also carries the page's lowest and highest id and
+    its number of documents (`page_low`, `page_high`, `page_seen`), read once from the
+    workspace's index."""
     page = select(_DOCS).where(_DOC.workspace_id == ws)
+    ids = select(_DOC.id).where(_DOC.workspace_id == ws)
     if before is not None:
-        page = page.where(_DOC.id < before)
+        page, ids = page.where(_DOC.id < before), ids.where(_DOC.id < before)
     newest = page.order_by(_DOC.id.desc()).limit(size).subquery("page")
+    span = ids.order_by(_DOC.id.desc()).limit(size).subquery("span")
+    bounds = [
+        select(func.min(span.c.id)).scalar_subquery().label("page_low"),
+        select(func.max(span.c.id)).scalar_subquery().label("page_high"),
+        select(func.count()).select_from(span).scalar_subquery().label("page_seen"),
+    ]
     c = newest.c
     likes = [c.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
     live = [c.deleted.is_(False), c.kind.in_([k.value for k in kinds])]
-    stmt = select(newest).where(*likes, *live).order_by(c.id.desc()).limit(want)
+    stmt = select(newest, *bounds).where(*likes, *live).order_by(c.id.desc()).limit(want)
     return list(session.execute(stmt).all())
 
 
