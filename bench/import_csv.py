@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench import datagen
+from bench.machine import machine
 from crmbot.csvmap import Kind
 from crmbot.importer import import_csv
 from crmbot.store.db import Database
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\n## bench.import_csv, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
         f"(SQLite, {platform.python_implementation()} {platform.python_version()})\n\n"
         f"{args.rows:,}-row contacts CSV (HubSpot-shaped headers, bench.datagen people), fresh "
-        f"database, `import_csv` in-process:\n\n"
+        f"database, `import_csv` in-process; `python -m bench.import_csv "
+        f"{' '.join(sys.argv[1:])}` on {machine()}:\n\n"
         "| run | seconds | rows/s | summary |\n|---|---|---|---|\n"
         f"| first import | {first:.2f} | {result['rows_per_s']:,} | {line}; "
         f"{accounts:,} accounts made |\n"

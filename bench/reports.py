@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import time
@@ -351,15 +350,9 @@ def measure(url: str, runs: int) -> list[dict[str, Any]]:
 
 
 def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor()
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+    from bench.machine import machine as cores_memory_load
+
+    return cores_memory_load()
 
 
 def markdown(engine: str, deals: int, rows: list[dict[str, Any]], runs: int) -> str:
@@ -391,15 +384,16 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="10k deals, 3 runs, no RESULTS")
+    parser.add_argument("--quick", action="store_true", help="10k deals, 3 runs")
     args = parser.parse_args()
     deals, runs = (10_000, 3) if args.quick else (args.deals, args.runs)
     engines = ("sqlite", "postgresql") if args.engine == "both" else (args.engine,)
     for engine in engines:
         rows = measure(ensure(engine, deals), runs)
-        if not args.quick:
-            with RESULTS.open("a", encoding="utf-8") as out:
-                out.write(markdown(engine, deals, rows, runs))
+        line = {"bench": "reports", "engine": engine, "deals": deals, "runs": runs, "cases": rows}
+        print(json.dumps(line, default=str), flush=True)
+        with RESULTS.open("a", encoding="utf-8") as out:
+            out.write(markdown(engine, deals, rows, runs))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ log = logging.getLogger("crmbot")
 
 def _service(settings: Settings) -> tuple[Database, CrmService]:
     upgrade(settings.database_url)
-    db = Database(settings.database_url, pool_size=max(5, settings.threads))
+    pool = settings.db_pool_size or max(5, settings.threads)
+    db = Database(settings.database_url, pool_size=pool, max_overflow=settings.db_max_overflow)
     return db, CrmService(db)
 
 

@@ -63,6 +63,8 @@ class Settings:
     intake_token: str | None = None
     team_id: str | None = None  # the workspace CRMBOT_INTAKE_TOKEN is for (default: auth.test)
     threads: int = 16
+    db_pool_size: int | None = None  # connections kept per process; None: max(5, threads)
+    db_max_overflow: int | None = None  # extra connections at peaks; None: as many again
 
     def __repr__(self) -> str:
         # Secrets never reach logs or tracebacks through repr().
@@ -113,6 +115,12 @@ class Settings:
             intake_token=text("CRMBOT_INTAKE_TOKEN"),
             team_id=text("CRMBOT_TEAM_ID"),
             threads=_int(env, "CRMBOT_THREADS", 16, low=2, high=256),
+            db_pool_size=_int(env, "CRMBOT_DB_POOL_SIZE", 0, low=1, high=500) or None,
+            db_max_overflow=(
+                _int(env, "CRMBOT_DB_MAX_OVERFLOW", 0, low=0, high=500)
+                if text("CRMBOT_DB_MAX_OVERFLOW")
+                else None
+            ),
         )
 
     def mode_or_none(self) -> Mode | None:

@@ -28,11 +28,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """Create the engine for a database URL with crmbot's connection settings."""
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> Engine:
+    """Create the engine for a database URL with crmbot's connection settings: `pool_size`
+    connections kept open, up to `max_overflow` (default: as many again) more at peaks."""
     url = normalize_url(url)
+    overflow = pool_size if max_overflow is None else max_overflow
     if not is_sqlite(url):
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        return create_engine(url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)
     # The driver's own transaction handling is switched off so that SQLAlchemy's
     # `begin` event decides: writes take the lock up front (BEGIN IMMEDIATE), which
     # keeps concurrent writers from failing with SQLITE_BUSY on lock upgrade.
@@ -40,7 +42,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30},
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=overflow,
     )
 
     @event.listens_for(engine, "connect")
@@ -63,9 +65,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 class Database:
     """The engine and one sessionmaker; hands out read and write transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> None:
         self.url = normalize_url(url)
-        self.engine = make_engine(self.url, pool_size=pool_size)
+        self.engine = make_engine(self.url, pool_size=pool_size, max_overflow=max_overflow)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Queue this process's writers on a lock, which
         # wakes the next one at once, instead of SQLite's busy handler, which sleeps in steps

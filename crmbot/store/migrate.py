@@ -14,6 +14,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 # Objects the migrations manage by hand, per engine, that the models don't describe.
 HAND_MADE_TABLES = ("search_fts", "search_words")
+HAND_MADE_INDEXES = ("ix_search_doc_newest", "ix_search_doc_words")  # PostgreSQL (0010)
 # Tables slack-sdk makes for OAuth installs (crmbot.app creates them beside crmbot's own).
 SLACK_SDK_TABLES = ("slack_bots", "slack_installations", "slack_oauth_states")
 
@@ -28,7 +29,7 @@ def include_object(
         return False
     if type_ == "index" and getattr(getattr(obj, "table", None), "name", "") in SLACK_SDK_TABLES:
         return False
-    return not (type_ == "index" and name.endswith("_trgm"))
+    return not (type_ == "index" and (name.endswith("_trgm") or name in HAND_MADE_INDEXES))
 
 
 def alembic_config(url: str) -> Config:

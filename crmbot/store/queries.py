@@ -21,6 +21,7 @@ from crmbot.domain import (
     RecordNotFound,
 )
 from crmbot.parsing import Ref, fold, parse_ref
+from crmbot.store import pg_search
 from crmbot.store.models import (
     Account,
     Base,
@@ -197,9 +198,8 @@ def _substring_ids(
     """Documents containing every word (3+ characters each), newest first."""
     if session.get_bind().dialect.name == "sqlite":
         return _fts_newest(session, ws, words, kinds, limit)
-    likes = [_DOC.body.like("%" + _like_escape(w) + "%", escape="\\") for w in words]
-    stmt = select(SearchDoc.__table__).where(*likes, *_live_rows(ws, kinds))
-    return _doc_rows(session, stmt.order_by(_DOC.id.desc()).limit(limit))
+    inner = [w for word in words for w in inner_words(word) if len(w) >= pg_search.MIN_WORD]
+    return pg_search.newest_matches(session, ws, words, inner, kinds, limit)
 
 
 def _fts_newest(

@@ -20,6 +20,11 @@ def run_migrations(connection: Any) -> None:
     schema = None
     if connection.dialect.name == "postgresql":
         schema = connection.exec_driver_sql("select current_schema()").scalar()
+        # Processes starting together (several web dynos, a clock) migrate one at a time:
+        # the next one waits here, then finds the schema up to date. Held to commit.
+        connection.exec_driver_sql(
+            "select pg_advisory_xact_lock(hashtext('crmbot migrate ' || current_schema()))"
+        )
     context.configure(
         connection=connection,
         version_table_schema=schema,
