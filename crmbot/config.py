@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from crmbot.tokencrypt import TokenCipher, parse_keys
+
 DEFAULT_API_URL = "https://slack.com/api/"
 
 
@@ -63,6 +65,7 @@ class Settings:
     intake_token: str | None = None
     team_id: str | None = None  # the workspace CRMBOT_INTAKE_TOKEN is for (default: auth.test)
     threads: int = 16
+    encryption_key: str | None = None  # CRMBOT_ENCRYPTION_KEY: Fernet key(s), first one seals
 
     def __repr__(self) -> str:
         # Secrets never reach logs or tracebacks through repr().
@@ -94,6 +97,17 @@ class Settings:
             raise ConfigError(f"SLACK_API_URL must be an http(s) URL, not {api_url!r}.")
         if not api_url.endswith("/"):
             api_url += "/"
+        encryption_key = text("CRMBOT_ENCRYPTION_KEY")
+        if encryption_key is not None:
+            try:
+                parse_keys(encryption_key)
+            except ValueError as problem:
+                raise ConfigError(
+                    f"CRMBOT_ENCRYPTION_KEY is not usable: {problem}. It encrypts the Slack "
+                    "tokens of OAuth installations in the database; make a key with `crmbot "
+                    "encrypt-tokens --new-key` and list old keys after the new one, separated "
+                    "by commas, while rotating. Leave it unset to store tokens unencrypted."
+                ) from None
         command = text("CRMBOT_COMMAND") or "/crm"
         if not command.startswith("/") or " " in command:
             raise ConfigError(f"CRMBOT_COMMAND must look like /crm, not {command!r}.")
@@ -113,7 +127,12 @@ class Settings:
             intake_token=text("CRMBOT_INTAKE_TOKEN"),
             team_id=text("CRMBOT_TEAM_ID"),
             threads=_int(env, "CRMBOT_THREADS", 16, low=2, high=256),
+            encryption_key=encryption_key,
         )
+
+    def token_cipher(self) -> TokenCipher | None:
+        """What seals installation tokens at rest: None when CRMBOT_ENCRYPTION_KEY is unset."""
+        return TokenCipher.from_setting(self.encryption_key)
 
     def mode_or_none(self) -> Mode | None:
         if self.slack_client_id and self.slack_client_secret:
