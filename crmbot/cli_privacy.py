@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 
 from crmbot.config import Settings
+from crmbot.domain import CrmError
 from crmbot.installations import SealedInstallationStore, check_tokens, reseal_tokens
+from crmbot.service import CrmService
 from crmbot.store.db import Database
 from crmbot.store.migrate import upgrade
 from crmbot.tokencrypt import new_key
@@ -37,6 +41,32 @@ def cmd_encrypt_tokens(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(settings: Settings, args: argparse.Namespace) -> int:
+    """Erase a person's personal data everywhere and record that it happened."""
+    upgrade(settings.database_url)
+    db = Database(settings.database_url, pool_size=2)
+    try:
+        crm = CrmService(db)
+        by = args.by or f"cli:{_os_user()}"
+        try:
+            report = crm.forget(args.email, team=args.team, by=by, dry_run=args.dry_run)
+        except CrmError as error:
+            print(f"crmbot: {error.message}", file=sys.stderr)
+            return 2
+    finally:
+        db.dispose()
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `encrypt-tokens` and `forget` on the `crmbot` parser."""
     enc = sub.add_parser(
@@ -53,3 +83,17 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     what.add_argument("--decrypt", action="store_true", help="store the tokens as plaintext")
     what.add_argument("--new-key", action="store_true", help="print a new random key and exit")
     enc.set_defaults(run=cmd_encrypt_tokens)
+    forget = sub.add_parser(
+        "forget",
+        help="erase a person's personal data everywhere (by email)",
+        description=(
+            "Finds every lead and contact with this email (any case), erases their personal "
+            "data from records, interactions, follow-ups, the audit trail and the search index, "
+            "and records that an erasure happened (when, who, how many rows; no plaintext)."
+        ),
+    )
+    forget.add_argument("email", help="the person's email address")
+    forget.add_argument("--team", help="only this workspace (default: every workspace)")
+    forget.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    forget.add_argument("--by", help="who asked, for the erasure record (default: cli:OS-USER)")
+    forget.set_defaults(run=cmd_forget)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from crmbot.service.base import Clock, utcnow
+from crmbot.service.erasure import ErasureService
 from crmbot.service.intake import IntakeService
 from crmbot.service.records import Assigned
 from crmbot.service.reminder_messages import ReminderService
 from crmbot.service.reports import ReportService
 
 
-class CrmService(ReminderService, IntakeService, ReportService):
+class CrmService(ReminderService, IntakeService, ReportService, ErasureService):
     """All of crmbot's verbs; one transaction per call, frozen views out."""
 
 
