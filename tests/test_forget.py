@@ -259,3 +259,17 @@ def test_the_sqlite_full_text_indexes_hold_no_entry_for_her(crm: CrmService, db:
             assert conn.execute(match, {"q": '"quixotewell"'}).scalar() == 0
             data = conn.execute(text(f"SELECT block FROM {index}_data")).scalars().all()
             assert not any(b"quixotewell" in bytes(block) for block in data if block)
+
+
+def test_her_deal_loses_her_first_name_and_workspace_settings_stay(crm: CrmService) -> None:
+    lead = crm.create_lead("T1", by="UBOB", name="Negotiation Quixotewell", email=EMAIL)
+    deal = crm.create_deal(
+        "T1", by="UBOB", name="Negotiation pilot", amount=Decimal("900"), about=lead.ref
+    )
+    crm.move_deal("T1", deal.ref, "negotiation", by="UBOB")
+    crm.forget(EMAIL, by="cli:dpo")
+    card = str(crm.show("T1", deal.ref))
+    assert "[erased] pilot" in card
+    assert "900" in card
+    assert "Negotiation" in [stage.name for stage in crm.stages("T1")]  # settings untouched
+    assert "stage='Negotiation'" in card or "Negotiation" in card

@@ -11,10 +11,13 @@ conversion linked to them. What goes:
   out; follow-ups on them lose her name from their titles, and the open ones are cancelled
   unless they belong to a deal;
 - the audit trail of those records: the personal fields of every before/after payload;
+- deals linked to them stay (amount, stage, owner) but lose any part of her name from
+  their name and lost reason;
 - anywhere else in the workspace (deal names, other notes, follow-up titles, audit payloads,
-  saved searches, reminder logs, any text or JSON column of any table that carries a
-  workspace): every occurrence of the person's full name, email or phone number, including
-  old values found in their audit trail;
+  saved searches, reminder logs: every free-text or JSON column of every table that carries
+  a workspace, except settings and Slack users): every occurrence, as a whole word, of the
+  person's full name, email or phone number (any formatting of its digits), including old
+  values found in their audit trail;
 - the search index (rebuilt for every record touched; SQLite's full-text indexes are
   optimized so no deleted entry lingers) and the intake replay answers for their leads.
 
@@ -63,8 +66,24 @@ REDACTED = "[erased]"
 ACTOR = "crmbot-forget"  # not a Slack user: history shows it as is, undo never takes it for one
 # Fields of a lead's or contact's audit payload that describe the person.
 PERSONAL_KEYS = frozenset({"name", "email", "phone", "title", "company", "extra"})
-# Tables the generic sweep leaves alone: the workspace itself, Slack users, the erasure log.
-NOT_SWEPT = frozenset({"workspace", "rep", "erasure"})
+# Tables the sweep leaves alone: the workspace, Slack users, the erasure log, and settings
+# that hold no one's personal data (a person named like a stage must not rename the stage).
+NOT_SWEPT = frozenset(
+    {
+        "workspace",
+        "rep",
+        "erasure",
+        "stage",
+        "ref_counter",
+        "intake_token",
+        "assignment_pointer",
+        "territory_rule",
+        "score_model",
+    }
+)
+# Text columns this short hold ids and codes (user and channel ids, kinds, statuses,
+# references, currencies), never what someone wrote.
+CODE_LENGTH = 32
 HASH_ROUNDS = 200_000
 
 
@@ -271,6 +290,10 @@ class ErasureService(ActivityService):
                     counts["follow_up"] += 1
                     touched.add((RecordKind.FOLLOW_UP, task.id))
             person_events += self._events_of(session, ws, [], [], follow_ups=follow_ups)
+            for deal in self._linked(session, Deal, lead_ids, contact_ids):
+                if _erase_deal_text(deal, about):
+                    counts["deal"] += 1
+                    touched.add((RecordKind.DEAL, deal.id))
         for event in person_events:
             if _erase_payloads(event, about):
                 counts["event"] += 1
@@ -360,7 +383,7 @@ class ErasureService(ActivityService):
     def _linked(
         self,
         session: Session,
-        model: type[Interaction] | type[FollowUp],
+        model: type[Interaction] | type[FollowUp] | type[Deal],
         lead_ids: Sequence[int],
         contact_ids: Sequence[int],
     ) -> list[Any]:
@@ -387,7 +410,12 @@ class ErasureService(ActivityService):
         columns = [
             c
             for c in table.c
-            if not c.primary_key and c.name != "workspace_id" and isinstance(c.type, String | JSON)
+            if not c.primary_key
+            and c.name != "workspace_id"
+            and (
+                isinstance(c.type, JSON)
+                or (isinstance(c.type, String) and (c.type.length or 10**6) > CODE_LENGTH)
+            )
         ]
         if not columns:
             return
@@ -574,6 +602,17 @@ def _erase_follow_up(task: FollowUp, about: re.Pattern[str] | None, now: Any) ->
         # Nobody is chased to call someone who asked to be forgotten; a deal's tasks stay.
         task.status, task.completed_at = "cancelled", now
     return before != (task.title, task.status)
+
+
+def _erase_deal_text(deal: Deal, about: re.Pattern[str] | None) -> bool:
+    """A deal of hers stays, amount and all; any part of her name leaves its name."""
+    if about is None:
+        return False
+    before = (deal.name, deal.lost_reason)
+    deal.name = about.sub(REDACTED, deal.name)[:300]
+    if deal.lost_reason:
+        deal.lost_reason = about.sub(REDACTED, deal.lost_reason)[:500]
+    return before != (deal.name, deal.lost_reason)
 
 
 def _erase_payloads(event: Event, about: re.Pattern[str] | None) -> bool:
