@@ -18,8 +18,8 @@ conversion linked to them. What goes:
   a workspace, except settings and Slack users): every occurrence, as a whole word, of the
   person's full name, email or phone number (any formatting of its digits), including old
   values found in their audit trail;
-- the search index (rebuilt for every record touched; SQLite's full-text indexes are
-  optimized so no deleted entry lingers) and the intake replay answers for their leads.
+- the search index (rebuilt for every record touched; SQLite's full-text indexes are then
+  merged so no deleted entry lingers) and the intake replay answers for their leads.
 
 Deals stay (amounts are business data), as do the erased records' numbers, owners, status
 and source, so references, reports and pipelines still add up. Reps (Slack users) are not
@@ -34,7 +34,7 @@ import json
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,7 @@ NOT_SWEPT = frozenset(
 # references, currencies), never what someone wrote.
 CODE_LENGTH = 32
 HASH_ROUNDS = 200_000
+FTS_MERGE_PAGES = 2_000  # leaf pages merged per write transaction (SQLite)
 
 
 @dataclass(frozen=True)
@@ -170,15 +171,33 @@ class _Needles:
             return None
         return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
-    def like_terms(self) -> set[str]:
-        """Substrings a SQL prefilter looks for; the pattern then decides."""
+    def like_terms(self) -> list[str]:
+        """Substrings a SQL prefilter looks for (the pattern then decides), as few as can be:
+        every LIKE costs a pass over every row's text.
+
+        A needle with ASCII in it is looked for by its longest ASCII run, which LIKE/ILIKE
+        compare ignoring case and which JSON stores unescaped; one without is looked for in
+        its case variants, raw and JSON-escaped. A term containing another is dropped."""
         terms: set[str] = set()
         for word in self.full:
+            runs = [run.strip() for run in _ASCII_RUN.findall(word)]
+            runs = [run for run in runs if len(run) >= 3]
+            if runs:
+                terms.add(max(runs, key=len).lower())
+                continue
             for variant in (word, word.lower(), word.upper(), word.title()):
                 terms.add(variant)
                 terms.add(json.dumps(variant)[1:-1])  # as it sits inside stored JSON
         terms |= {digits[-4:] for digits in self.phones}
-        return terms
+        kept: list[str] = []
+        for term in sorted(terms, key=len):
+            if not any(shorter.lower() in term.lower() for shorter in kept):
+                kept.append(term)
+        return kept
+
+
+# Printable ASCII except the two characters JSON escapes (" and \).
+_ASCII_RUN = re.compile(r"[ !#-\[\]-~]+")
 
 
 def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
@@ -232,7 +251,8 @@ class ErasureService(ActivityService):
                 result = dry.result
             if result.rows:
                 results.append(result)
-        if results and not dry_run:
+        if results and not dry_run and self._db.dialect == "sqlite":
+            self._compact_sqlite_fts()
             self._flush_sqlite_wal()
         return ErasureReport(dry_run, tuple(results))
 
@@ -241,17 +261,16 @@ class ErasureService(ActivityService):
     def _erase(self, session: Session, ws: str, email: str, by: str) -> WorkspaceErasure:
         sqlite = session.get_bind().dialect.name == "sqlite"
         if not sqlite:
-            return self._erase_in(session, ws, email, by, sqlite=False)
+            return self._erase_in(session, ws, email, by)
         # SQLite: pages this transaction frees are zeroed, not left holding the old rows.
         session.execute(text("PRAGMA secure_delete = ON"))
         try:
-            return self._erase_in(session, ws, email, by, sqlite=True)
+            return self._erase_in(session, ws, email, by)
         finally:
             session.execute(text("PRAGMA secure_delete = OFF"))
 
-    def _erase_in(
-        self, session: Session, ws: str, email: str, by: str, *, sqlite: bool
-    ) -> WorkspaceErasure:
+    def _erase_in(self, session: Session, ws: str, email: str, by: str) -> WorkspaceErasure:
+        """Everything `forget` does in one workspace, in the caller's transaction."""
         counts: Counter[str] = Counter()
         now = self._now()
         leads, contacts = self._people(session, ws, email)
@@ -309,7 +328,7 @@ class ErasureService(ActivityService):
                     self._sweep(session, table, ws, terms, everywhere, counts, touched)
         session.expire_all()
         counts["intake_request"] += self._forget_replays(session, ws, leads)
-        self._reindex(session, touched)
+        counts["search_doc"] += self._reindex(session, touched)
         if everywhere is not None:  # anything the rebuilt documents still mention
             search = SearchDoc.__table__
             assert isinstance(search, Table)
@@ -319,11 +338,6 @@ class ErasureService(ActivityService):
         counts = Counter({table: n for table, n in counts.items() if n})
         if counts:
             self._record(session, ws, by, email, refs, counts, touched, now)
-            if sqlite:
-                # Merge the full-text indexes: until then their old segments keep the erased
-                # terms, only marked deleted.
-                for index in ("search_fts", "search_words"):
-                    session.execute(text(f"INSERT INTO {index}({index}) VALUES ('optimize')"))
         return WorkspaceErasure(ws, tuple(refs), dict(counts))
 
     # --- finding -----------------------------------------------------------------------
@@ -401,7 +415,7 @@ class ErasureService(ActivityService):
         session: Session,
         table: Table,
         ws: str,
-        terms: Iterable[str],
+        terms: Sequence[str],
         pattern: re.Pattern[str],
         counts: Counter[str],
         touched: set[tuple[RecordKind, int]],
@@ -422,7 +436,7 @@ class ErasureService(ActivityService):
         likes = [
             cast(column, Text).ilike("%" + _like_escape(term) + "%", escape="\\")
             for column in columns
-            for term in sorted(terms)
+            for term in terms
         ]
         keys = list(table.primary_key.columns)
         rows = session.execute(
@@ -472,8 +486,9 @@ class ErasureService(ActivityService):
 
     # --- afterwards ---------------------------------------------------------------------
 
-    def _reindex(self, session: Session, touched: set[tuple[RecordKind, int]]) -> None:
-        """Rebuild the search document of every record the erasure changed."""
+    def _reindex(self, session: Session, touched: set[tuple[RecordKind, int]]) -> int:
+        """Rebuild the search document of every record the erasure changed; how many."""
+        rebuilt = 0
         for kind, record_id in sorted(touched, key=lambda pair: (pair[0].value, pair[1])):
             if kind not in queries.SEARCHABLE:
                 continue
@@ -482,6 +497,8 @@ class ErasureService(ActivityService):
                 queries.index_record(
                     session, record, detail=_detail(session, record), extra=_extra(record)
                 )
+                rebuilt += 1
+        return rebuilt
 
     def _record(
         self,
@@ -522,6 +539,30 @@ class ErasureService(ActivityService):
                 rows=sum(counts.values()),
             )
         )
+
+    def _compact_sqlite_fts(self) -> None:
+        """SQLite: merge each FTS5 index into one segment, so the erased terms leave its
+        older segments (where they stay, only marked deleted, until a merge reaches them).
+
+        A negative 'merge' merges across levels like 'optimize' does, but a bounded amount of
+        work per call: one short write transaction each, so Slack requests in other threads
+        and processes get the lock in between."""
+        for index in ("search_fts", "search_words"):
+            while True:
+                with self._db.write() as session:
+                    session.execute(text("PRAGMA secure_delete = ON"))
+                    raw = session.connection().connection.driver_connection
+                    assert raw is not None
+                    before = raw.total_changes
+                    session.execute(
+                        text(f"INSERT INTO {index}({index}, rank) VALUES ('merge', :pages)"),
+                        {"pages": -FTS_MERGE_PAGES},
+                    )
+                    # Fewer than two changes: the merge found nothing left to do.
+                    done = raw.total_changes - before < 2
+                    session.execute(text("PRAGMA secure_delete = OFF"))
+                if done:
+                    break
 
     def _flush_sqlite_wal(self) -> None:
         """SQLite: copy the write-ahead log into the database and empty it, so the old page
