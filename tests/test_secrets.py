@@ -220,3 +220,32 @@ def test_new_key_prints_a_usable_key(
     key = capsys.readouterr().out.strip()
     assert Settings.from_env({"CRMBOT_ENCRYPTION_KEY": key}).token_cipher() is not None
     assert key not in repr(Settings.from_env({"CRMBOT_ENCRYPTION_KEY": key}))
+
+
+def test_migration_0008_widens_existing_token_columns_on_postgresql(db: Database) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite doesn't enforce VARCHAR lengths")
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
+    from crmbot.store.migrate import downgrade, upgrade
+
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS slack_installations, slack_bots"))
+    plain = SQLAlchemyInstallationStore(client_id=CLIENT, engine=db.engine)
+    plain.create_tables()  # as slack-sdk makes them: VARCHAR(200)
+    downgrade(db.url, "0005")
+    upgrade(db.url)
+    columns = {c["name"]: c["type"] for c in inspect(db.engine).get_columns("slack_bots")}
+    assert str(columns["bot_token"]) == "TEXT"
+    _store_with(db, KEY_A).save(
+        Installation(
+            app_id="A1",
+            team_id="T1",
+            user_id="UBOB",
+            bot_token="xoxb-t1",
+            bot_refresh_token=LONG_REFRESH,
+        )
+    )
+    bot = _store_with(db, KEY_A).find_bot(enterprise_id=None, team_id="T1")
+    assert bot is not None
+    assert bot.bot_refresh_token == LONG_REFRESH
