@@ -104,9 +104,10 @@ class Settings:
             except ValueError as problem:
                 raise ConfigError(
                     f"CRMBOT_ENCRYPTION_KEY is not usable: {problem}. It encrypts the Slack "
-                    "tokens of OAuth installations in the database; make a key with `crmbot "
-                    "encrypt-tokens --new-key` and list old keys after the new one, separated "
-                    "by commas, while rotating. Leave it unset to store tokens unencrypted."
+                    "tokens of OAuth installations in the database; make a key with "
+                    "`CRMBOT_ENCRYPTION_KEY= crmbot encrypt-tokens --new-key` and list old keys "
+                    "after the new one, separated by commas, while rotating. Leave it unset to "
+                    "store tokens unencrypted."
                 ) from None
         command = text("CRMBOT_COMMAND") or "/crm"
         if not command.startswith("/") or " " in command:
