@@ -17,6 +17,8 @@ from crmbot.service import CrmService
 from crmbot.service.erasure import ERASED_NAME
 from crmbot.store.db import Database
 from crmbot.store.models import Erasure
+from tests.slackapp import SlackSim
+from tests.test_slack_commands import reply_text
 
 EMAIL = "zoe.quixotewell@example.org"
 OLD_EMAIL = "Zoe.Q@Example.org"
@@ -71,6 +73,8 @@ def build_person(crm: CrmService) -> dict[str, str]:
     crm.create_follow_up(
         "T1", by="UADMIN", about=deal, when="in 3 days", title="Send Zoë Quixotewell the contract"
     )
+    crm.save_segment("T1", "zq", by="UBOB", text="Zoë Quixotewell")  # a saved search
+    crm.create_account("T1", by="UBOB", name="Zoë Quixotewell Consulting")  # her one-person firm
     other = crm.create_lead("T1", by="UBOB", name="Ana Lima", company="Acme", email="ana@acme.com")
     crm.log_interaction("T1", by="UBOB", kind="note", about=other.ref, summary="Met Ana at expo")
 
@@ -138,6 +142,7 @@ def test_forgetting_an_email_leaves_no_trace_in_any_table_and_keeps_the_deal(
     deal = crm.show("T1", refs["deal"])
     assert "50,000" in str(deal) or "50000" in str(deal)
     assert "[erased] pilot" in str(deal)
+    assert [hit.name for hit in crm.find("T1", "consulting")] == ["[erased] Consulting"]
     history = crm.history("T1", refs["lead"])
     assert history[0].action == "erase"
     assert history[0].actor == "crmbot-forget"
@@ -273,3 +278,23 @@ def test_her_deal_loses_her_first_name_and_workspace_settings_stay(crm: CrmServi
     assert "900" in card
     assert "Negotiation" in [stage.name for stage in crm.stages("T1")]  # settings untouched
     assert "stage='Negotiation'" in card or "Negotiation" in card
+
+
+def test_slack_shows_no_trace_of_her_after_forget(slack: SlackSim) -> None:
+    slack.command(f"lead Zoë Quixotewell at Initech {EMAIL} {PHONE}")
+    slack.command("log note L-1 Zoë Quixotewell wants a pilot")
+    slack.crm.forget(EMAIL, by="cli:dpo")
+    for command in (
+        "find quixotewell",
+        f"find {EMAIL}",
+        "show L-1",
+        "history L-1",
+        "show Zoë Quixotewell",
+        "tasks",
+    ):
+        typed = command.split(" ", 1)[-1].lower()
+        shown = reply_text(slack.command(command)).lower().replace(typed, "")  # not the echo
+        assert "quixotewell" not in shown, command
+        assert EMAIL not in shown, command
+        assert "555 0199" not in shown, command
+    assert "erase" in reply_text(slack.command("history L-1"))
