@@ -298,3 +298,30 @@ def test_slack_shows_no_trace_of_her_after_forget(slack: SlackSim) -> None:
         assert EMAIL not in shown, command
         assert "555 0199" not in shown, command
     assert "erase" in reply_text(slack.command("history L-1"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Seán O'Brien-Ó Dálaigh",
+        "a.b*c+? (Jr.) [x] {2} | \\d %_",
+        "<!channel> &amp; <@U123>",
+        "山田 太郎",
+        "Zoe\u0301 Quixotewell",
+        "Ωμέγα Δέλτα",
+    ],
+)
+def test_names_full_of_metacharacters_are_erased_and_nothing_else_is(
+    crm: CrmService, db: Database, name: str
+) -> None:
+    lead = crm.create_lead("T1", by="UBOB", name=name, email="odd@example.org")
+    crm.log_interaction("T1", by="UBOB", kind="note", about=lead.ref, summary=f"about {name}")
+    deal = crm.create_deal("T1", by="UBOB", name=f"{name} deal", amount=Decimal("1"))
+    keep = crm.create_lead("T1", by="UBOB", name="Plain Person", email="plain@example.org")
+    crm.forget("odd@example.org", by="cli:dpo")
+    with db.engine.connect() as conn:
+        for table in ("lead", "deal", "interaction", "event", "search_doc"):
+            rows = conn.execute(text(f'SELECT * FROM "{table}"')).all()
+            assert name not in str([tuple(r) for r in rows]), table
+    assert "[erased] deal" in str(crm.show("T1", deal.ref))
+    assert "Plain Person" in str(crm.show("T1", keep.ref))

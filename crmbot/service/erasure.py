@@ -316,6 +316,8 @@ class ErasureService(ActivityService):
         for event in person_events:
             if _erase_payloads(event, about):
                 counts["event"] += 1
+                # Its record gets an `erase` event too, so undo never writes "[erased]" back.
+                touched.add((RecordKind(event.kind), event.record_id))
         session.flush()
 
         everywhere = needles.pattern(with_parts=False)
