@@ -51,6 +51,16 @@ def _drop_slack_rows(db: Database) -> None:
                 conn.execute(text(f"DELETE FROM {table}"))
 
 
+@pytest.fixture(autouse=True)
+def _no_installations_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Encrypted rows must not outlive a test: on PostgreSQL the schema (and slack-sdk's
+    tables in it, which the `db` fixture doesn't truncate) is shared by the whole run."""
+    db = request.getfixturevalue("db") if "db" in request.fixturenames else None
+    yield
+    if db is not None:  # asked for here, so torn down after this
+        _drop_slack_rows(db)
+
+
 def raw_rows(db: Database) -> list[dict[str, object]]:
     """Every row of slack-sdk's installation tables, exactly as stored."""
     rows: list[dict[str, object]] = []
