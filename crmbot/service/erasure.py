@@ -189,11 +189,20 @@ class _Needles:
                 terms.add(variant)
                 terms.add(json.dumps(variant)[1:-1])  # as it sits inside stored JSON
         terms |= {digits[-4:] for digits in self.phones}
+        # Compared as SQLite's LIKE compares: only ASCII letters ignore case (so "Ω…" and
+        # "ω…" both stay; PostgreSQL's ILIKE would have been content with either).
         kept: list[str] = []
-        for term in sorted(terms, key=len):
-            if not any(shorter.lower() in term.lower() for shorter in kept):
+        for term in sorted(terms, key=lambda t: (len(t), t)):
+            if not any(_ascii_lower(shorter) in _ascii_lower(term) for shorter in kept):
                 kept.append(term)
         return kept
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
 
 
 # Printable ASCII except the two characters JSON escapes (" and \).
