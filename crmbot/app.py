@@ -14,7 +14,6 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from crmbot.config import Mode, Settings
@@ -22,6 +21,7 @@ from crmbot.handlers import actions, commands, duplicates, intake, modals, repli
 from crmbot.handlers.context import Directory
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import handle_error
+from crmbot.installations import installation_store as sealed_installation_store
 from crmbot.service import CrmService
 from crmbot.store.db import Database
 
@@ -66,11 +66,11 @@ def create_app(settings: Settings, crm: CrmService, *, db: Database | None = Non
     )
     if mode is Mode.OAUTH:
         assert db is not None, "OAuth mode keeps installations in the database"
-        installation_store = SQLAlchemyInstallationStore(
-            client_id=settings.slack_client_id or "", engine=db.engine
-        )
+        # Tokens encrypted at rest when CRMBOT_ENCRYPTION_KEY is set (crmbot/installations.py).
+        installation_store = sealed_installation_store(settings, db.engine)
         state_store = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=db.engine)
-        _create_oauth_tables(installation_store, state_store)
+        # slack-sdk owns the states table's shape; create it if missing, beside crmbot's own.
+        state_store.metadata.create_all(state_store.engine)
         app = App(
             signing_secret=settings.slack_signing_secret,
             client=web_client(settings),
@@ -104,11 +104,3 @@ def create_app(settings: Settings, crm: CrmService, *, db: Database | None = Non
     duplicates.register(app, deps)
     app.error(handle_error)
     return app
-
-
-def _create_oauth_tables(
-    installations: SQLAlchemyInstallationStore, states: SQLAlchemyOAuthStateStore
-) -> None:
-    # slack-sdk owns these tables' shape; create them if missing, beside crmbot's own.
-    installations.metadata.create_all(installations.engine)
-    states.metadata.create_all(states.engine)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from crmbot.tokencrypt import TokenCipher, parse_keys
+
 DEFAULT_API_URL = "https://slack.com/api/"
 
 
@@ -66,6 +68,8 @@ class Settings:
     db_pool_size: int | None = None  # connections kept per process; None: max(5, threads)
     db_max_overflow: int | None = None  # extra connections at peaks; None: as many again
 
+    encryption_key: str | None = None  # CRMBOT_ENCRYPTION_KEY: Fernet key(s), first one seals
+
     def __repr__(self) -> str:
         # Secrets never reach logs or tracebacks through repr().
         return (
@@ -96,6 +100,18 @@ class Settings:
             raise ConfigError(f"SLACK_API_URL must be an http(s) URL, not {api_url!r}.")
         if not api_url.endswith("/"):
             api_url += "/"
+        encryption_key = text("CRMBOT_ENCRYPTION_KEY")
+        if encryption_key is not None:
+            try:
+                parse_keys(encryption_key)
+            except ValueError as problem:
+                raise ConfigError(
+                    f"CRMBOT_ENCRYPTION_KEY is not usable: {problem}. It encrypts the Slack "
+                    "tokens of OAuth installations in the database; make a key with "
+                    "`CRMBOT_ENCRYPTION_KEY= crmbot encrypt-tokens --new-key` and list old keys "
+                    "after the new one, separated by commas, while rotating. Leave it unset to "
+                    "store tokens unencrypted."
+                ) from None
         command = text("CRMBOT_COMMAND") or "/crm"
         if not command.startswith("/") or " " in command:
             raise ConfigError(f"CRMBOT_COMMAND must look like /crm, not {command!r}.")
@@ -121,7 +137,12 @@ class Settings:
                 if text("CRMBOT_DB_MAX_OVERFLOW")
                 else None
             ),
+            encryption_key=encryption_key,
         )
+
+    def token_cipher(self) -> TokenCipher | None:
+        """What seals installation tokens at rest: None when CRMBOT_ENCRYPTION_KEY is unset."""
+        return TokenCipher.from_setting(self.encryption_key)
 
     def mode_or_none(self) -> Mode | None:
         if self.slack_client_id and self.slack_client_secret:

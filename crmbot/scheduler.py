@@ -36,7 +36,6 @@ from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 
 from crmbot.app import web_client
 from crmbot.config import Mode, Settings
@@ -51,6 +50,7 @@ from crmbot.handlers.delivery import (
     post,
 )
 from crmbot.handlers.render import Reply
+from crmbot.installations import SealedInstallationStore, installation_store
 from crmbot.nightly import schedule_score_training
 from crmbot.service import CrmService
 from crmbot.service.reminder_types import (
@@ -91,14 +91,11 @@ class Tokens:
 
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self._settings = settings
-        self._store: SQLAlchemyInstallationStore | None = None
+        self._store: SealedInstallationStore | None = None
         if settings.mode_or_none() is Mode.OAUTH:
             if db is None:
                 raise ValueError("OAuth mode keeps installations in the database")
-            self._store = SQLAlchemyInstallationStore(
-                client_id=settings.slack_client_id or "", engine=db.engine
-            )
-            self._store.metadata.create_all(db.engine)
+            self._store = installation_store(settings, db.engine)
 
     def token_for(self, ws: str, enterprise_id: str | None = None) -> str | None:
         """The bot token to post in workspace `ws` with, or None when it isn't installed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crmbot.service.base import Clock, utcnow
+from crmbot.service.erasure import ErasureService
 from crmbot.service.intake import IntakeService
 from crmbot.service.records import Assigned
 from crmbot.service.reminder_messages import ReminderService
@@ -11,7 +12,14 @@ from crmbot.service.request_keys import RequestKeyService
 from crmbot.service.stages import StageService
 
 
-class CrmService(ReminderService, IntakeService, ReportService, StageService, RequestKeyService):
+class CrmService(
+    ReminderService,
+    IntakeService,
+    ReportService,
+    StageService,
+    RequestKeyService,
+    ErasureService,
+):
     """All of crmbot's verbs; one transaction per call, frozen views out."""
 
 

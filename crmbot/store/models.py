@@ -544,3 +544,21 @@ class RequestKey(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
+
+
+class Erasure(Base):
+    """`crmbot forget`: that a person's data was erased, when, by whom and how much — never
+    the data itself (the email only as a salted, slow hash, to answer "was X erased?")."""
+
+    __tablename__ = "erasure"
+    __table_args__ = (Index("ix_erasure_at", "workspace_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = _ws()
+    at: Mapped[datetime]
+    requested_by: Mapped[str] = mapped_column(String(100))
+    email_hash: Mapped[str] = mapped_column(String(64))
+    salt: Mapped[str] = mapped_column(String(32))
+    records: Mapped[list[str]] = mapped_column(JSON)  # the erased references, e.g. ["L-5"]
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)  # rows changed per table
+    rows: Mapped[int] = mapped_column(Integer)
