@@ -63,6 +63,8 @@ class Settings:
     intake_token: str | None = None
     team_id: str | None = None  # the workspace CRMBOT_INTAKE_TOKEN is for (default: auth.test)
     threads: int = 16
+    workers: int = 2  # `crmbot serve`'s worker processes for post-ack work (0: in-process)
+    worker_nice: int = 10  # how much lower their OS priority is than the web process's
 
     def __repr__(self) -> str:
         # Secrets never reach logs or tracebacks through repr().
@@ -113,6 +115,8 @@ class Settings:
             intake_token=text("CRMBOT_INTAKE_TOKEN"),
             team_id=text("CRMBOT_TEAM_ID"),
             threads=_int(env, "CRMBOT_THREADS", 16, low=2, high=256),
+            workers=_int(env, "CRMBOT_WORKERS", 2, low=0, high=64),
+            worker_nice=_int(env, "CRMBOT_WORKER_NICE", 10, low=0, high=19),
         )
 
     def mode_or_none(self) -> Mode | None:
