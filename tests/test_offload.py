@@ -98,7 +98,7 @@ def test_commands_are_answered_by_the_worker(offloaded: tuple[SlackSim, Offload]
     assert offload.depth == 0
 
 
-def test_a_submission_is_saved_before_the_ack_and_told_by_the_worker(
+def test_a_submission_is_saved_before_the_ack_in_the_web_process(
     offloaded: tuple[SlackSim, Offload],
 ) -> None:
     slack, _ = offloaded
@@ -109,7 +109,7 @@ def test_a_submission_is_saved_before_the_ack_and_told_by_the_worker(
     assert answer.body == ""
     # Saved before the ack (errors must be able to keep the modal open)...
     assert [i.summary for i in slack.crm.show("T1", "L-1").interactions] == ["went well"]
-    # ...and the confirmation comes from the worker.
+    # ...and confirmed to the person.
     [told] = slack.fake.wait_for("chat.postEphemeral")
     assert "went well" in str(told.args)
 
@@ -133,3 +133,13 @@ def test_a_dead_worker_is_replaced_and_the_person_told(
     reply = slack.wait_reply(response_url)
     assert "Something went wrong" in reply.args["text"]
     assert "Ana Lima" in str(slack.command("find ana").args)
+
+
+def test_a_full_queue_pushes_the_work_back_to_the_web_process() -> None:
+    """Back-pressure: when the queue is full the caller does the work itself, nothing dropped."""
+    offload = Offload(Settings(), workers=0, queue_size=1)  # nobody takes jobs off the queue
+    assert offload.submit("text=find+x", {"content-type": ["application/x-www-form-urlencoded"]})
+    assert not offload.submit("text=find+y", {})
+    assert offload.depth == 1
+    offload.close(timeout=0.1)
+    assert not offload.submit("text=find+z", {})  # closed: the web process works in-process

@@ -159,10 +159,9 @@ class Submissions:
                 ack(response_action="errors", errors=outcome.by_block)
                 return
             ack()
-            if self.deps.offload is not None:  # `crmbot serve`: a worker posts the messages
-                self.deps.offload.deliver(send, client, actor, meta.channel_id, outcome)
-            else:
-                send(client, actor, meta.channel_id, outcome)
+            tell(client, actor.user_id, meta.channel_id, outcome.reply)
+            if outcome.dm_to and outcome.dm:
+                dm(client, outcome.dm_to, outcome.dm, actor=actor, channel_id=meta.channel_id)
 
         submit.__name__ = f"submit_{modal.value}"
         return submit
@@ -363,13 +362,6 @@ def log_form(crm: CrmService, actor: Actor, form: forms.LogInput) -> Interaction
 def join(first: render.Reply, second: render.Reply) -> render.Reply:
     """Two replies as one message."""
     return render.Reply(f"{first.text}\n{second.text}", [*first.blocks, *second.blocks])
-
-
-def send(client: WebClient, actor: Actor, channel_id: str | None, outcome: Done) -> None:
-    """Tell the person how their submission went, and DM whoever else should know."""
-    tell(client, actor.user_id, channel_id, outcome.reply)
-    if outcome.dm_to and outcome.dm:
-        dm(client, outcome.dm_to, outcome.dm, actor=actor, channel_id=channel_id)
 
 
 def tell(client: WebClient, user_id: str, channel_id: str | None, reply: render.Reply) -> None:

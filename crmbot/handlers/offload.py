@@ -39,7 +39,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from slack_bolt import BoltRequest
-from slack_sdk import WebClient
 
 from crmbot.config import Settings
 from crmbot.handlers import command_text as ct
@@ -96,18 +95,6 @@ class Job:
     headers: Headers
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """Web API calls after an ack: `function(client, *args)` with a client for `token`."""
-
-    function: Callable[..., None]
-    token: str | None
-    args: tuple[Any, ...]
-
-
-Work = Job | Delivery
-
-
 class Offload:
     """A bounded queue feeding `workers` worker processes, one job at a time each."""
 
@@ -117,7 +104,7 @@ class Offload:
         self.settings = settings
         self.workers = workers
         self.nice = nice
-        self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded server
         self._feeders: list[threading.Thread] = []
         self._closed = False
@@ -135,19 +122,10 @@ class Offload:
 
     def submit(self, body: str, headers: Mapping[str, Sequence[str]]) -> bool:
         """Queue one signed request; False when full or closed (then do the work here)."""
-        return self._put(Job(body, {k: list(v) for k, v in headers.items()}))
-
-    def deliver(self, function: Callable[..., None], client: WebClient, *args: Any) -> None:
-        """`function(client, *args)` in a worker (module-level function, picklable args);
-        here and now when the queue is full."""
-        if not self._put(Delivery(function, client.token, args)):
-            function(client, *args)
-
-    def _put(self, work: Work) -> bool:
         if self._closed:
             return False
         try:
-            self._queue.put_nowait(work)
+            self._queue.put_nowait(Job(body, {k: list(v) for k, v in headers.items()}))
         except queue.Full:
             log.warning("offload queue full (%d jobs): working in the web process", self.depth)
             return False
@@ -201,12 +179,12 @@ class Offload:
             while (job := self._queue.get()) is not None:
                 try:
                     self._run(slot, job)
-                except Exception:  # e.g. arguments that don't pickle: this job only
+                except Exception:  # anything unforeseen costs this job only, not the feeder
                     log.exception("offload job failed in the web process")
         finally:
             slot.stop()
 
-    def _run(self, slot: _Slot, job: Work) -> None:
+    def _run(self, slot: _Slot, job: Job) -> None:
         try:
             try:
                 slot.conn.send(job)
@@ -270,10 +248,8 @@ def _arg_names(listener: Listener) -> list[str]:
     return inspect.getfullargspec(inspect.unwrap(listener)).args
 
 
-def _tell_failed(job: Work, error_id: str) -> None:
+def _tell_failed(job: Job, error_id: str) -> None:
     """Tell the person their command was lost, through its response_url."""
-    if not isinstance(job, Job):
-        return  # a delivery has no response_url; the log has it
     urls = parse_qs(job.body).get("response_url") or []
     if not urls or not urls[0].startswith(("https://", "http://")):
         return
@@ -291,7 +267,7 @@ def _tell_failed(job: Work, error_id: str) -> None:
 
 def worker_main(settings: Settings, conn: Connection, nice: int) -> None:
     """A worker process: run each handed-over request through crmbot's own Bolt app."""
-    from crmbot.app import create_app, web_client
+    from crmbot.app import create_app
     from crmbot.service import CrmService
     from crmbot.store.db import Database
 
@@ -302,36 +278,19 @@ def worker_main(settings: Settings, conn: Connection, nice: int) -> None:
         os.nice(nice)
     db = Database(settings.database_url, pool_size=2)
     app = create_app(settings, CrmService(db), db=db, process_before_response=True)
-    clients: dict[str | None, WebClient] = {}
     try:
         while True:
             try:
-                work = conn.recv()
+                job = conn.recv()
             except (EOFError, OSError):
                 return  # the web process closed the pipe or is gone
-            if isinstance(work, Job):
-                status = _dispatch(app, work.body, work.headers)
-            else:
-                if work.token not in clients:
-                    if len(clients) > 1000:
-                        clients.clear()
-                    clients[work.token] = web_client(settings, work.token)
-                status = _deliver(clients[work.token], work)
+            status = _dispatch(app, job.body, job.headers)
             try:
                 conn.send(status)
             except OSError:
                 return
     finally:
         db.dispose()
-
-
-def _deliver(client: WebClient, work: Delivery) -> int:
-    try:
-        work.function(client, *work.args)
-    except Exception:
-        log.exception("delivery %s failed", getattr(work.function, "__name__", work.function))
-        return 500
-    return 200
 
 
 def _dispatch(app: Any, body: str, headers: Headers) -> int:
