@@ -10,6 +10,8 @@ Fast acks are worth nothing if the answer is slow, so for crmbot the bench also 
 reply latency: from sending a request to its answer reaching the fake Slack (the
 `response_url` POST for commands, `chat.postEphemeral` for the log submission; each request
 has its own response_url or note). The next run starts only when every answer has arrived.
+The fake Slack runs in a process of its own: checking the answers' blocks takes CPU, which
+must not slow the load generator's threads (that would count against crmbot's acks).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
+from multiprocessing.managers import BaseManager
 from pathlib import Path
 from typing import Any
 
@@ -207,8 +210,42 @@ def run_load(
     return latencies, requests / (time.perf_counter() - started)
 
 
+class RemoteFake(FakeSlack):
+    """The fake Slack as served to this process by a manager (methods only, no Self)."""
+
+    def begin(self) -> str:
+        self.start()
+        return self.url
+
+    def calls_from(self, start: int) -> list[Any]:
+        return self.calls[start:]
+
+    def call_count(self) -> int:
+        return len(self.calls)
+
+
+class FakeProcess(BaseManager):
+    pass
+
+
+FakeProcess.register(
+    "Fake",
+    RemoteFake,
+    exposed=(
+        "begin",
+        "calls_from",
+        "call_count",
+        "add_token",
+        "add_user",
+        "add_channel",
+        "response_url",
+        "stop",
+    ),
+)
+
+
 def reply_latencies(
-    fake: FakeSlack,
+    fake: Any,
     sent: dict[int, float],
     matcher: Callable[[int], Callable[[Any], bool]],
     since: int,
@@ -221,13 +258,13 @@ def reply_latencies(
     deadline = time.monotonic() + timeout
     seen = since
     while pending and time.monotonic() < deadline:
-        calls = fake.calls
-        for call in calls[seen:]:
+        calls = fake.calls_from(seen)
+        for call in calls:
             for i in list(pending):
                 if checks[i](call):
                     answered[i] = (call.at - pending.pop(i)) * 1000
                     break
-        seen = len(calls)
+        seen += len(calls)
         if pending:
             time.sleep(0.05)
     if pending:
@@ -259,7 +296,10 @@ def main() -> None:
     db_file = workdir / "ack.db"
     shutil.copy(source.removeprefix("sqlite:///"), db_file)
 
-    fake = FakeSlack(response_url_max_uses=10**9).start()
+    manager = FakeProcess()
+    manager.start()
+    fake: Any = manager.Fake(response_url_max_uses=10**9)  # type: ignore[attr-defined]
+    fake_url = fake.begin()
     fake.add_token(TOKEN, WS, bot_user_id="UBOT")
     fake.add_user(WS, USER, "benchrep", real_name="Bench Rep", tz="Europe/Berlin")
     fake.add_channel(WS, "CBENCH", "bench")
@@ -268,7 +308,7 @@ def main() -> None:
         "DATABASE_URL": f"sqlite:///{db_file}",
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": fake.url,
+        "SLACK_API_URL": fake_url,
         "CRMBOT_WEB_SCHEDULER": "false",
         "CRMBOT_THREADS": "16",
         "CRMBOT_WORKERS": str(args.workers),
@@ -312,7 +352,7 @@ def main() -> None:
                 for label, port in (("crmbot", crm_port), ("bare", bare_port)):
                     response_urls = urls(args.requests)
                     sent: dict[int, float] = {}
-                    since = len(fake.calls)
+                    since = fake.call_count()
                     latencies, rps = run_load(
                         port, build(response_urls), args.requests, level, sent
                     )
@@ -347,6 +387,7 @@ def main() -> None:
         crmbot.terminate()
         bare.terminate()
         fake.stop()
+        manager.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
     write_results(args, rows, rss, worker_rss)
 
