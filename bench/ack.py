@@ -213,7 +213,8 @@ def run_load(
 class RemoteFake(FakeSlack):
     """The fake Slack as served to this process by a manager (methods only, no Self)."""
 
-    def begin(self) -> str:
+    def begin(self, nice: int) -> str:
+        os.nice(nice)
         self.start()
         return self.url
 
@@ -284,6 +285,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--quick", action="store_true", help="20k contacts, 150 requests")
     parser.add_argument("--nice", type=int, default=10, help="CRMBOT_WORKER_NICE for crmbot serve")
+    parser.add_argument(
+        "--fake-nice",
+        type=int,
+        default=0,
+        help="nice for the fake Slack's process (it stands in for Slack's own servers)",
+    )
     parser.add_argument("--only", default="", help="comma-separated scenario names (default all)")
     parser.add_argument(
         "--workers", type=int, default=2, help="CRMBOT_WORKERS for crmbot serve (0: in-process)"
@@ -299,7 +306,7 @@ def main() -> None:
     manager = FakeProcess()
     manager.start()
     fake: Any = manager.Fake(response_url_max_uses=10**9)  # type: ignore[attr-defined]
-    fake_url = fake.begin()
+    fake_url = fake.begin(args.fake_nice)
     fake.add_token(TOKEN, WS, bot_user_id="UBOT")
     fake.add_user(WS, USER, "benchrep", real_name="Bench Rep", tz="Europe/Berlin")
     fake.add_channel(WS, "CBENCH", "bench")
