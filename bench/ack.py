@@ -412,7 +412,10 @@ def write_results(
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · ack latency vs a bare bolt app · {args.contacts:,} contacts (SQLite)",
         "",
-        f"- command: `python -m bench.ack --contacts {args.contacts} --concurrency {args.concurrency} --requests {args.requests} --workers {args.workers} --nice {args.nice}`",
+        f"- command: `python -m bench.ack --contacts {args.contacts} --concurrency {args.concurrency} --requests {args.requests} --workers {args.workers} --nice {args.nice}"
+        + (f" --fake-nice {args.fake_nice}" if args.fake_nice else "")
+        + (f' --only "{args.only}"' if args.only else "")
+        + "`",
         f"- machine: {os.cpu_count()} cores, {mem.split()[1]} kB RAM, Python {platform.python_version()}",
         "- both apps: waitress, CRMBOT_THREADS=16, separate processes, same fake Slack; alternating runs",
         f"- crmbot: CRMBOT_WORKERS={args.workers}, CRMBOT_WORKER_NICE={args.nice} (post-ack work of `/crm` in worker processes; 0: in the web process)",
