@@ -5,6 +5,13 @@
 Both servers are separate processes started with the same settings (waitress, the same
 thread count); requests are signed like Slack's and sent from this process over keep-alive
 connections, alternating between the two apps round by round so noise hits both alike.
+
+Fast acks are worth nothing if the answer is slow, so for crmbot the bench also measures
+reply latency: from sending a request to its answer reaching the fake Slack (the
+`response_url` POST for commands, `chat.postEphemeral` for the log submission; each request
+has its own response_url or note). The next run starts only when every answer has arrived.
+The fake Slack runs in a process of its own: checking the answers' blocks takes CPU, which
+must not slow the load generator's threads (that would count against crmbot's acks).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
+from multiprocessing.managers import BaseManager
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +46,15 @@ USER = datagen.rep_id(WS, 1)
 RESULTS = Path(__file__).parent / "RESULTS.md"
 
 Request = Callable[[int], tuple[bytes, str]]
+# A scenario builds its requests from the response_urls of this run (one per request), and
+# says how to recognise request i's answer among the fake Slack's calls (None: the ack is
+# the answer, as for block_suggestion).
+Scenario = tuple[
+    Callable[[list[str]], Request], Callable[[list[str], int], Callable[[Any], bool]] | None
+]
 
 
-def command(text: str, response_url: str) -> Request:
+def command(text: str, response_urls: list[str]) -> Request:
     def build(i: int) -> tuple[bytes, str]:
         fields = {
             "team_id": WS,
@@ -48,7 +62,7 @@ def command(text: str, response_url: str) -> Request:
             "user_id": USER,
             "command": "/crm",
             "text": text.replace("{i}", str(i)),
-            "response_url": response_url,
+            "response_url": response_urls[i],
             "trigger_id": f"t{i}.{secrets.token_hex(6)}",  # unique: not a retried delivery
             "api_app_id": "A1",
         }
@@ -68,7 +82,24 @@ def interactive(payload: dict[str, Any]) -> Request:
     return build
 
 
-def log_submission() -> dict[str, Any]:
+def answered_at(response_urls: list[str], i: int) -> Callable[[Any], bool]:
+    path = urllib.parse.urlsplit(response_urls[i]).path
+    return lambda call: call.method == "response_url" and call.path == path
+
+
+def log_submissions(_urls: list[str]) -> Request:
+    def build(i: int) -> tuple[bytes, str]:
+        return interactive(log_submission(f"bench call {i}."))(i)
+
+    return build
+
+
+def logged(_urls: list[str], i: int) -> Callable[[Any], bool]:
+    marker = f"bench call {i}."
+    return lambda call: call.method == "chat.postEphemeral" and marker in json.dumps(call.args)
+
+
+def log_submission(notes: str = "bench call") -> dict[str, Any]:
     values = {
         "record": {"record_picker": {"type": "external_select", "selected_option": None}},
         "kind": {"kind": {"type": "static_select", "selected_option": {"value": "call"}}},
@@ -76,7 +107,7 @@ def log_submission() -> dict[str, Any]:
         "time": {"time": {"type": "timepicker", "selected_time": "10:00"}},
         "outcome": {"outcome": {"type": "plain_text_input", "value": "ok"}},
         "duration": {"duration": {"type": "plain_text_input", "value": "15"}},
-        "notes": {"notes": {"type": "plain_text_input", "value": "bench call"}},
+        "notes": {"notes": {"type": "plain_text_input", "value": notes}},
         "follow_up": {"follow_up": {"type": "plain_text_input", "value": None}},
     }
     return {
@@ -130,10 +161,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def run_load(
-    port: int, build: Request, requests: int, concurrency: int
+    port: int, build: Request, requests: int, concurrency: int, sent: dict[int, float] | None = None
 ) -> tuple[list[float], float]:
-    """Send `requests` signed requests with `concurrency` workers; latencies in ms, and req/s."""
+    """Send `requests` signed requests with `concurrency` workers; latencies in ms, and req/s.
+
+    `sent` gets each request's send time (time.time(), the fake Slack's clock)."""
     latencies: list[float] = []
     lock = threading.Lock()
     counter = iter(range(requests))
@@ -152,6 +192,8 @@ def run_load(
                 "X-Slack-Request-Timestamp": str(ts),
                 "X-Slack-Signature": sign(body, ts, SECRET),
             }
+            if sent is not None:
+                sent[i] = time.time()
             started = time.perf_counter()
             conn.request("POST", "/slack/events", body=body, headers=headers)
             response = conn.getresponse()
@@ -172,6 +214,69 @@ def run_load(
     return latencies, requests / (time.perf_counter() - started)
 
 
+class RemoteFake(FakeSlack):
+    """The fake Slack as served to this process by a manager (methods only, no Self)."""
+
+    def begin(self, nice: int) -> str:
+        os.nice(nice)
+        self.start()
+        return self.url
+
+    def calls_from(self, start: int) -> list[Any]:
+        return self.calls[start:]
+
+    def call_count(self) -> int:
+        return len(self.calls)
+
+
+class FakeProcess(BaseManager):
+    pass
+
+
+FakeProcess.register(
+    "Fake",
+    RemoteFake,
+    exposed=(
+        "begin",
+        "calls_from",
+        "call_count",
+        "add_token",
+        "add_user",
+        "add_channel",
+        "response_url",
+        "stop",
+    ),
+)
+
+
+def reply_latencies(
+    fake: Any,
+    sent: dict[int, float],
+    matcher: Callable[[int], Callable[[Any], bool]],
+    since: int,
+    timeout: float = 120.0,
+) -> list[float]:
+    """Wait until every request's answer reached the fake Slack; ms from send to answer."""
+    pending = dict(sent)
+    answered: dict[int, float] = {}
+    checks = {i: matcher(i) for i in pending}
+    deadline = time.monotonic() + timeout
+    seen = since
+    while pending and time.monotonic() < deadline:
+        calls = fake.calls_from(seen)
+        for call in calls:
+            for i in list(pending):
+                if checks[i](call):
+                    answered[i] = (call.at - pending.pop(i)) * 1000
+                    break
+        seen += len(calls)
+        if pending:
+            time.sleep(0.05)
+    if pending:
+        raise SystemExit(f"{len(pending)} of {len(sent)} answers never arrived")
+    return list(answered.values())
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -183,6 +288,17 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,10,50")
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--quick", action="store_true", help="20k contacts, 150 requests")
+    parser.add_argument("--nice", type=int, default=10, help="CRMBOT_WORKER_NICE for crmbot serve")
+    parser.add_argument(
+        "--fake-nice",
+        type=int,
+        default=0,
+        help="nice for the fake Slack's process (it stands in for Slack's own servers)",
+    )
+    parser.add_argument("--only", default="", help="comma-separated scenario names (default all)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="CRMBOT_WORKERS for crmbot serve (0: in-process)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.contacts, args.requests = 20_000, 150
@@ -191,7 +307,10 @@ def main() -> None:
     db_file = workdir / "ack.db"
     shutil.copy(source.removeprefix("sqlite:///"), db_file)
 
-    fake = FakeSlack(response_url_max_uses=10**9).start()
+    manager = FakeProcess()
+    manager.start()
+    fake: Any = manager.Fake(response_url_max_uses=10**9)  # type: ignore[attr-defined]
+    fake_url = fake.begin(args.fake_nice)
     fake.add_token(TOKEN, WS, bot_user_id="UBOT")
     fake.add_user(WS, USER, "benchrep", real_name="Bench Rep", tz="Europe/Berlin")
     fake.add_channel(WS, "CBENCH", "bench")
@@ -200,9 +319,11 @@ def main() -> None:
         "DATABASE_URL": f"sqlite:///{db_file}",
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": fake.url,
+        "SLACK_API_URL": fake_url,
         "CRMBOT_WEB_SCHEDULER": "false",
         "CRMBOT_THREADS": "16",
+        "CRMBOT_WORKERS": str(args.workers),
+        "CRMBOT_WORKER_NICE": str(args.nice),
     }
     crmbot, crm_port = start(
         ["-m", "crmbot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
@@ -210,28 +331,47 @@ def main() -> None:
         "crmbot listening on port ",
     )
     bare, bare_port = start(["-m", "bench.bare_app"], env, "bare listening on port ")
-    response_url = fake.response_url(WS, channel_id="CBENCH", user_id=USER)
-    scenarios: dict[str, Request] = {
-        "find selective": command("find zoe.muller", response_url),
-        "find common": command("find maria", response_url),
-        "show": command("show C-{i}", response_url),
-        "lead": command("lead Bench Lead {i} at Benchco", response_url),
-        "tasks": command("tasks", response_url),
-        "log view_submission": interactive(log_submission()),
-        "block_suggestion": interactive(suggestion("mar")),
+
+    def urls(n: int) -> list[str]:
+        return [fake.response_url(WS, channel_id="CBENCH", user_id=USER) for _ in range(n)]
+
+    def cmd(text: str) -> Callable[[list[str]], Request]:
+        return lambda response_urls: command(text, response_urls)
+
+    scenarios: dict[str, Scenario] = {
+        "find selective": (cmd("find zoe.muller"), answered_at),
+        "find common": (cmd("find maria"), answered_at),
+        "show": (cmd("show C-{i}"), answered_at),
+        "lead": (cmd("lead Bench Lead {i} at Benchco"), answered_at),
+        "tasks": (cmd("tasks"), answered_at),
+        "log view_submission": (log_submissions, logged),
+        "block_suggestion": (lambda _urls: interactive(suggestion("mar")), None),
     }
     levels = [int(c) for c in args.concurrency.split(",")]
     rows = []
     try:
         # Warm both (imports, pools, users.info cache).
         for port in (crm_port, bare_port):
-            run_load(port, command("help", response_url), 20, 2)
-        for name, build in scenarios.items():
+            run_load(port, command("help", urls(20)), 20, 2)
+        time.sleep(1)
+        chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(scenarios)
+        for name in chosen:
+            build, answer = scenarios[name]
             for level in levels:
                 results = {}
+                replies: list[float] = []
                 for label, port in (("crmbot", crm_port), ("bare", bare_port)):
-                    latencies, rps = run_load(port, build, args.requests, level)
+                    response_urls = urls(args.requests)
+                    sent: dict[int, float] = {}
+                    since = fake.call_count()
+                    latencies, rps = run_load(
+                        port, build(response_urls), args.requests, level, sent
+                    )
                     results[label] = (latencies, rps)
+                    if label == "crmbot" and answer is not None:
+                        replies = reply_latencies(
+                            fake, sent, lambda i, u=response_urls, a=answer: a(u, i), since
+                        )
                 crm_lat, crm_rps = results["crmbot"]
                 bare_lat, bare_rps = results["bare"]
                 row = {
@@ -242,20 +382,30 @@ def main() -> None:
                     "bare": {q: round(pct(bare_lat, q), 2) for q in (50, 95, 99)}
                     | {"max": round(max(bare_lat), 2), "rps": round(bare_rps)},
                 }
+                row["crmbot_reply"] = (
+                    {q: round(pct(replies, q), 2) for q in (50, 95, 99)}
+                    | {"max": round(max(replies), 2)}
+                    if replies
+                    else None
+                )
                 row["ratio_p99"] = round(row["crmbot"][99] / max(row["bare"][99], 0.001), 2)
                 row["target_met"] = row["crmbot"][99] <= 1.5 * row["bare"][99] + 10
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         rss = rss_mb(crmbot.pid)
+        worker_rss = [rss_mb(pid) for pid in children(crmbot.pid)]
     finally:
         crmbot.terminate()
         bare.terminate()
         fake.stop()
+        manager.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
-    write_results(args, rows, rss)
+    write_results(args, rows, rss, worker_rss)
 
 
-def write_results(args: argparse.Namespace, rows: list[dict[str, Any]], rss: float) -> None:
+def write_results(
+    args: argparse.Namespace, rows: list[dict[str, Any]], rss: float, worker_rss: list[float]
+) -> None:
     mem = next(
         line
         for line in Path("/proc/meminfo").read_text().splitlines()
@@ -266,14 +416,24 @@ def write_results(args: argparse.Namespace, rows: list[dict[str, Any]], rss: flo
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · ack latency vs a bare bolt app · {args.contacts:,} contacts (SQLite)",
         "",
-        f"- command: `python -m bench.ack --contacts {args.contacts} --concurrency {args.concurrency} --requests {args.requests}`",
+        f"- command: `python -m bench.ack --contacts {args.contacts} --concurrency {args.concurrency} --requests {args.requests} --workers {args.workers} --nice {args.nice}"
+        + (f" --fake-nice {args.fake_nice}" if args.fake_nice else "")
+        + (f' --only "{args.only}"' if args.only else "")
+        + "`",
         f"- machine: {os.cpu_count()} cores, {mem.split()[1]} kB RAM, Python {platform.python_version()}",
         "- both apps: waitress, CRMBOT_THREADS=16, separate processes, same fake Slack; alternating runs",
+        f"- crmbot: CRMBOT_WORKERS={args.workers}, CRMBOT_WORKER_NICE={args.nice} (post-ack work of `/crm` in worker processes; 0: in the web process)",
+        "- reply: crmbot's answer reaching the fake Slack, ms after the request was sent (block_suggestion: the ack is the answer)",
         f"- target (concurrency 10): crmbot p99 <= 1.5 x bare p99 + 10 ms: **{'met' if met else 'missed'}**",
-        f"- RSS of the crmbot serve process after the runs: {rss:.0f} MB",
+        f"- RSS of the crmbot serve process after the runs: {rss:.0f} MB"
+        + (
+            f"; its {len(worker_rss)} workers: {', '.join(f'{r:.0f}' for r in worker_rss)} MB"
+            if worker_rss
+            else ""
+        ),
         "",
-        "| scenario | conc. | crmbot p50 | p95 | p99 | max | req/s | bare p50 | p95 | p99 | max | req/s | p99 ratio | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| scenario | conc. | crmbot p50 | p95 | p99 | max | req/s | bare p50 | p95 | p99 | max | req/s | p99 ratio | target | reply p50 | reply p99 | reply max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in rows:
         c, b = r["crmbot"], r["bare"]
@@ -282,10 +442,14 @@ def write_results(args: argparse.Namespace, rows: list[dict[str, Any]], rss: flo
         verdict = "ok" if r["target_met"] else "MISSED"
         lines.append(
             f"| {r['scenario']} | {r['concurrency']} | {crm_cells} | {bare_cells} "
-            f"| {r['ratio_p99']} | {verdict} |"
+            f"| {r['ratio_p99']} | {verdict} | {reply_cells(r['crmbot_reply'])} |"
         )
     with RESULTS.open("a") as out:
         out.write("\n".join(lines) + "\n")
+
+
+def reply_cells(reply: dict[Any, float] | None) -> str:
+    return f"{reply[50]} | {reply[99]} | {reply['max']}" if reply else "- | - | -"
 
 
 if __name__ == "__main__":

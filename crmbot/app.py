@@ -21,6 +21,7 @@ from crmbot.handlers import actions, commands, duplicates, intake, modals, repli
 from crmbot.handlers.context import Directory
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import handle_error
+from crmbot.handlers.offload import Offload
 from crmbot.installations import installation_store as sealed_installation_store
 from crmbot.service import CrmService
 from crmbot.store.db import Database
@@ -57,8 +58,19 @@ def web_client(settings: Settings, token: str | None = None) -> WebClient:
     )
 
 
-def create_app(settings: Settings, crm: CrmService, *, db: Database | None = None) -> App:
-    """Build the Bolt app with every listener registered; no module-level globals."""
+def create_app(
+    settings: Settings,
+    crm: CrmService,
+    *,
+    db: Database | None = None,
+    offload: Offload | None = None,
+    process_before_response: bool = False,
+) -> App:
+    """Build the Bolt app with every listener registered; no module-level globals.
+
+    `offload` hands `/crm` work that opens no modal to worker processes after the ack;
+    the workers build this app with `process_before_response=True` (handlers/offload.py).
+    """
     mode = settings.require_http() if not settings.slack_app_token else Mode.SINGLE
     # Acks must not queue behind slow listeners: Bolt's default pool has 5 threads.
     executor = ThreadPoolExecutor(
@@ -84,6 +96,7 @@ def create_app(settings: Settings, crm: CrmService, *, db: Database | None = Non
             ),
             listener_executor=executor,
             logger=logging.getLogger("crmbot.bolt"),
+            process_before_response=process_before_response,
         )
     else:
         app = App(
@@ -92,11 +105,15 @@ def create_app(settings: Settings, crm: CrmService, *, db: Database | None = Non
             client=web_client(settings),
             listener_executor=executor,
             logger=logging.getLogger("crmbot.bolt"),
+            process_before_response=process_before_response,
             request_verification_enabled=bool(settings.slack_signing_secret),
         )
     replies.install(app)  # response_url replies over kept-alive connections
-    request_keys.install(app, crm)  # retries and double submits run once
-    deps = Deps(crm=crm, settings=settings, directory=Directory(crm))
+    if not process_before_response:
+        # Retries and double submits run once. A worker's app (process_before_response, see
+        # handlers/offload.py) runs requests the web process has already claimed.
+        request_keys.install(app, crm)
+    deps = Deps(crm=crm, settings=settings, directory=Directory(crm), offload=offload)
     commands.register(app, deps)
     modals.register(app, deps)
     actions.register(app, deps)

@@ -30,11 +30,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Production HTTP server (waitress) with /slack/events and /healthz."""
     from crmbot.app import create_app
     from crmbot.handlers.intake import intake_endpoint
+    from crmbot.handlers.offload import Offload
     from crmbot.web import create_wsgi, make_server
 
     settings.require_http()
     db, crm = _service(settings)
-    app = create_app(settings, crm, db=db)
+    offload = (
+        Offload(settings, workers=settings.workers, nice=settings.worker_nice).start()
+        if settings.workers
+        else None
+    )
+    app = create_app(settings, crm, db=db, offload=offload)
     intake = intake_endpoint(settings, crm, app)
     server = make_server(
         create_wsgi(app, db, intake=intake),
@@ -53,6 +59,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if clock is not None:
             clock.shutdown(wait=False)
         server.close()
+        if offload is not None:
+            offload.close()
         db.dispose()
     return 0
 

@@ -70,6 +70,9 @@ class Settings:
 
     encryption_key: str | None = None  # CRMBOT_ENCRYPTION_KEY: Fernet key(s), first one seals
 
+    workers: int = 2  # `crmbot serve`'s worker processes for post-ack work (0: in-process)
+    worker_nice: int = 10  # how much lower their OS priority is than the web process's
+
     def __repr__(self) -> str:
         # Secrets never reach logs or tracebacks through repr().
         return (
@@ -138,6 +141,8 @@ class Settings:
                 else None
             ),
             encryption_key=encryption_key,
+            workers=_int(env, "CRMBOT_WORKERS", 2, low=0, high=64),
+            worker_nice=_int(env, "CRMBOT_WORKER_NICE", 10, low=0, high=19),
         )
 
     def token_cipher(self) -> TokenCipher | None:

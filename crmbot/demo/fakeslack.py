@@ -1841,6 +1841,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Slack's servers do
+    # Headers and body go out in two writes; on a kept-alive connection Nagle's algorithm
+    # would hold the body until the client's delayed ACK (~40 ms per reply).
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         self._serve()

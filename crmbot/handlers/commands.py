@@ -23,7 +23,10 @@ from crmbot.handlers.errors import guarded
 def register(app: App, deps: Deps) -> None:
     """Register the slash command."""
     handler = CommandHandler(deps)
-    app.command(deps.settings.command)(guarded(handler.on_command))
+    listener = guarded(handler.on_command)
+    if deps.offload is not None:  # `crmbot serve`: work that opens no modal goes to workers
+        listener = deps.offload.wrap(listener)
+    app.command(deps.settings.command)(listener)
 
 
 def _is_when(tz: str, now: Any) -> Any:
