@@ -62,6 +62,9 @@ def seed(db: Database, count: int) -> set[str]:
     now = datetime.now(UTC)
     crm = CrmService(db)
     crm.ensure_workspace("T1", name="Acme")
+    # Channel digests only: after 09:00 in the owners' zone the same sweep would also DM each
+    # owner a morning digest listing these follow-ups, and the counts below are per channel.
+    crm.configure_reminders("T1", morning_digest=False)
     for user in OWNERS:  # fresh profiles: the sweeps need no users.info
         crm.upsert_rep("T1", user, name=user.title(), tz="Europe/Berlin")
     rows = [
