@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -22,7 +22,9 @@ from crmbot.handlers.modal_views import (
     NAME_MAX,
     NOTES_MAX,
     OUTCOME_MAX,
+    PRIVATE_OPTION,
     REASON_MAX,
+    RESTRICTABLE_LABELS,
     TEXT_MAX,
     TITLE_MAX,
     WHEN_MAX,
@@ -77,6 +79,7 @@ class LogInput:
     duration_minutes: int | None
     notes: str
     follow_up: When | None = None
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class SettingsInput:
 
     user_id: str | None
     role: Role | None
+    # The restricted fields ticked; None when the form had no such input (nothing to change).
+    restricted: frozenset[str] | None = None
 
 
 def read_metadata(raw: str | None) -> Metadata:
@@ -174,6 +179,16 @@ class _Reader:
         if isinstance(value, dict):  # selected_option
             value = value.get("value")
         return value if isinstance(value, str) and value != "" else None
+
+    def ticked(self, block: BlockId, allowed: Collection[str]) -> frozenset[str] | None:
+        """The values ticked in a checkboxes input (only offered ones); None if it is absent."""
+        if block.value not in self._values:
+            return None
+        chosen = self._element(block).get("selected_options")
+        if not isinstance(chosen, list):
+            return frozenset()
+        values = {o.get("value") for o in chosen[:50] if isinstance(o, dict)}
+        return frozenset(v for v in values if isinstance(v, str) and v in allowed)
 
     def text(
         self, block: BlockId, *, max_len: int, required: bool = False, multiline: bool = False
@@ -334,8 +349,11 @@ def parse_log(values: dict[str, Any], *, tz: str, now: datetime) -> LogInput | F
     )
     if record is None and not notes and BlockId.RECORD.value not in r.errors:
         r.fail(BlockId.NOTES, "Say what happened, or pick a record.")
+    private = bool(r.ticked(BlockId.PRIVATE, (PRIVATE_OPTION,)))
     return r.result(
-        lambda: LogInput(record, kind, occurred_at, _optional(outcome), duration, notes, follow)
+        lambda: LogInput(
+            record, kind, occurred_at, _optional(outcome), duration, notes, follow, private
+        )
     )
 
 
@@ -345,7 +363,8 @@ def parse_log_message(values: dict[str, Any]) -> LogInput | FieldErrors:
     record = r.record(required=True)
     kind = _kind(r)
     notes = r.text(BlockId.NOTES, max_len=NOTES_MAX, multiline=True)
-    return r.result(lambda: LogInput(record, kind, None, None, None, notes))
+    private = bool(r.ticked(BlockId.PRIVATE, (PRIVATE_OPTION,)))
+    return r.result(lambda: LogInput(record, kind, None, None, None, notes, private=private))
 
 
 def parse_new_deal(values: dict[str, Any]) -> NewDealInput | FieldErrors:
@@ -421,4 +440,5 @@ def parse_settings(values: dict[str, Any]) -> SettingsInput | FieldErrors:
         r.fail(BlockId.ROLE, "Choose the new role.")
     if value and user is None and BlockId.ROLE_USER.value not in r.errors:
         r.fail(BlockId.ROLE_USER, "Choose whose role changes.")
-    return r.result(lambda: SettingsInput(user, role))
+    restricted = r.ticked(BlockId.RESTRICTED, RESTRICTABLE_LABELS)
+    return r.result(lambda: SettingsInput(user, role, restricted))

@@ -259,7 +259,12 @@ def settings_view(
 ) -> Any:
     """The whole Settings modal, with the intake part."""
     extra = settings_blocks(deps.crm.intake_settings(actor.ws), new_token=new_token)
-    return views.settings(channel_id, stages=deps.crm.stages(actor.ws), extra=extra)
+    return views.settings(
+        channel_id,
+        stages=deps.crm.stages(actor.ws),
+        extra=extra,
+        restricted=deps.crm.restricted_fields(actor.ws),
+    )
 
 
 # --- listeners ---------------------------------------------------------------------------

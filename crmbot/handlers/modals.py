@@ -76,7 +76,7 @@ FIELD_BLOCKS: dict[Modal, dict[str, BlockId]] = {
         "domain": B.ACCOUNT,
         "currency": B.AMOUNT,
     },
-    Modal.SETTINGS: {"user": B.ROLE_USER},
+    Modal.SETTINGS: {"user": B.ROLE_USER, "fields": B.RESTRICTED},
     Modal.LOG_MESSAGE: {"about": B.RECORD, "permalink": B.NOTES, "summary": B.NOTES},
 }
 
@@ -169,8 +169,10 @@ class Submissions:
     def suggest_records(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         """Type-ahead for the record picker: leads, contacts, accounts and deals."""
         query = str(body.get("value") or "")
+        # As the person typing sees records: no match through a field restricted from them.
+        user = str((body.get("user") or {}).get("id") or "")
         try:
-            hits = self.crm.find(workspace_of(context), query)
+            hits = self.crm.find(workspace_of(context), query, by=user)
         except InvalidInput:
             hits = ()
         options = []
@@ -248,6 +250,7 @@ class Submissions:
             about=form.record,
             summary=form.notes,
             permalink=meta.permalink,
+            private=form.private,
         )
         return Done(render.logged(item))
 
@@ -332,11 +335,21 @@ class Submissions:
         form = forms.parse_settings(values)
         if isinstance(form, FieldErrors):
             return form
-        if form.user_id is None or form.role is None:
-            return Done(render.text("Settings saved; nothing changed."))
-        self.deps.directory.rep(actor.ws, client, form.user_id)
-        rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
-        return Done(render.text(f"{render.user(rep.user_id)} is now {rep.role.value}."))
+        said: list[str] = []
+        restricted = form.restricted
+        if restricted is not None and restricted != self.crm.restricted_fields(actor.ws):
+            fields = self.crm.set_restricted_fields(actor.ws, restricted, by=actor.user_id)
+            listed = ", ".join(views.RESTRICTABLE_LABELS[f].lower() for f in sorted(fields))
+            said.append(
+                f"Visible only to managers, admins and the record's owner: {listed}."
+                if fields
+                else "No field is restricted any more."
+            )
+        if form.user_id is not None and form.role is not None:
+            self.deps.directory.rep(actor.ws, client, form.user_id)
+            rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
+            said.append(f"{render.user(rep.user_id)} is now {rep.role.value}.")
+        return Done(render.text(" ".join(said) or "Settings saved; nothing changed."))
 
 
 def _ref(meta: Metadata, what: str) -> str:
@@ -356,6 +369,7 @@ def log_form(crm: CrmService, actor: Actor, form: forms.LogInput) -> Interaction
         occurred_at=form.occurred_at,
         outcome=form.outcome,
         duration_minutes=form.duration_minutes,
+        private=form.private,
     )
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from crmbot.service.base import Clock, utcnow
 from crmbot.service.intake import IntakeService
+from crmbot.service.privacy_settings import PrivacySettingsService, redacting_pick_lists
 from crmbot.service.records import Assigned
 from crmbot.service.reminder_messages import ReminderService
 from crmbot.service.reports import ReportService
 
 
-class CrmService(ReminderService, IntakeService, ReportService):
+@redacting_pick_lists
+class CrmService(ReminderService, IntakeService, ReportService, PrivacySettingsService):
     """All of crmbot's verbs; one transaction per call, frozen views out."""
 
 
