@@ -22,6 +22,7 @@ from crmbot.domain import (
     CrmError,
     InteractionView,
     InvalidInput,
+    PermissionDenied,
     RecordNotFound,
 )
 from crmbot.handlers import duplicates, forms, render
@@ -338,7 +339,10 @@ class Submissions:
         said: list[str] = []
         restricted = form.restricted
         if restricted is not None and restricted != self.crm.restricted_fields(actor.ws):
-            fields = self.crm.set_restricted_fields(actor.ws, restricted, by=actor.user_id)
+            try:
+                fields = self.crm.set_restricted_fields(actor.ws, restricted, by=actor.user_id)
+            except PermissionDenied as denied:
+                return FieldErrors({BlockId.RESTRICTED.value: denied.message})
             listed = ", ".join(views.RESTRICTABLE_LABELS[f].lower() for f in sorted(fields))
             said.append(
                 f"Visible only to managers, admins and the record's owner: {listed}."
