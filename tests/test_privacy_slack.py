@@ -143,3 +143,21 @@ def test_a_rep_cannot_restrict_fields_from_settings(team: SlackSim) -> None:
     errors: dict[str, Any] = answer.json()["errors"]
     assert errors == {"restricted": "Only admins can change which fields are private."}
     assert team.crm.restricted_fields("T1") == {"amount", "email", "phone"}
+
+
+def test_a_web_leads_channel_notice_leaves_out_restricted_fields(slack: SlackSim) -> None:
+    from tests.test_intake import ANA, send
+
+    slack.crm.set_intake_channel("T1", "C1", by=ADMIN)
+    slack.crm.set_restricted_fields("T1", ["email", "phone"], by=ADMIN)
+    answer = send(slack)
+    assert answer.status == 201, answer
+    owner = answer.json()["owner"]
+    posted = {
+        c.args["channel"]: json.dumps(c.args) for c in slack.fake.wait_for("chat.postMessage", 2)
+    }
+    assert "L-1" in posted["C1"]
+    assert ANA["email"] not in posted["C1"]
+    assert "555 0100" not in posted["C1"]
+    assert ANA["message"] in posted["C1"]
+    assert "L-1" in posted[f"D{owner}"]  # the owner's DM: their own lead

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -29,7 +30,7 @@ from slack_sdk.models.blocks import (
 )
 
 from crmbot.config import Settings
-from crmbot.domain import InvalidInput
+from crmbot.domain import InvalidInput, LeadView
 from crmbot.handlers import modal_views as views
 from crmbot.handlers import render
 from crmbot.handlers.context import Actor
@@ -118,8 +119,16 @@ def owner_dm(outcome: IntakeOutcome) -> render.Reply:
 class IntakeNotifier:
     """Posts each intake's notice and DM in the background, after its transaction."""
 
-    def __init__(self, client_for: Callable[[str], WebClient | None], *, workers: int = 2) -> None:
+    def __init__(
+        self,
+        client_for: Callable[[str], WebClient | None],
+        *,
+        workers: int = 2,
+        for_channel: Callable[[str, LeadView], LeadView] | None = None,
+    ) -> None:
         self._client_for = client_for
+        # The channel notice shows the lead as any rep may see it (restricted fields out).
+        self._for_channel = for_channel
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crmbot-intake")
 
     def __call__(self, ws: str, outcome: IntakeOutcome) -> Future[None]:
@@ -138,7 +147,9 @@ class IntakeNotifier:
                 log.warning("intake %s: no Slack installation for %s", lead.ref, ws)
                 return
             if outcome.channel_id:
-                post(client, outcome.channel_id, notice(outcome), what=f"{lead.ref} notice")
+                shown = lead if self._for_channel is None else self._for_channel(ws, lead)
+                told = notice(replace(outcome, lead=shown))
+                post(client, outcome.channel_id, told, what=f"{lead.ref} notice")
             else:
                 log.info("intake %s: no intake channel set in %s", lead.ref, ws)
             if lead.owner_id:
@@ -198,7 +209,7 @@ def intake_endpoint(settings: Settings, crm: CrmService, app: App) -> IntakeEndp
         crm,
         env_token=settings.intake_token,
         env_team=EnvTeam(settings, crm),
-        notify=IntakeNotifier(client_for),
+        notify=IntakeNotifier(client_for, for_channel=crm.for_channel),
     )
 
 

@@ -10,13 +10,21 @@ from typing import Any, TypeVar, cast
 
 from crmbot.domain import AmbiguousName, Candidate, Role
 from crmbot.parsing import parse_ref
-from crmbot.service.privacy import SETTING, clean_fields, restricted_of, viewer
+from crmbot.service.privacy import (
+    SETTING,
+    Viewer,
+    clean_fields,
+    redact_record,
+    restricted_of,
+    viewer,
+)
 from crmbot.service.records import _detail
 from crmbot.service.workspace import WorkspaceService
 from crmbot.store import queries
 from crmbot.store.models import Workspace
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class PrivacySettingsService(WorkspaceService):
@@ -40,6 +48,13 @@ class PrivacySettingsService(WorkspaceService):
             # A new dict, so the JSON column is seen as changed.
             row.settings = {**(row.settings or {}), SETTING: sorted(wanted)}
             return wanted
+
+    def for_channel(self, ws: str, view: R) -> R:
+        """A record view as anyone in a channel may see it: restricted fields out (a channel
+        holds reps who don't own the record; its owner reads the full record by DM)."""
+        with self._db.read() as session:
+            restricted = viewer(session, ws, "").restricted
+        return redact_record(view, Viewer("", Role.REP, restricted))
 
     def visible_candidates(
         self, ws: str, by: str | None, candidates: Sequence[Candidate]
