@@ -8,14 +8,25 @@ else sees that a private note exists, and counts without the restricted amounts.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from crmbot.domain import AmbiguousName, InvalidInput, PermissionDenied, Role
+from crmbot import cli
+from crmbot.csvmap import Kind
+from crmbot.domain import AmbiguousName, InteractionKind, InvalidInput, PermissionDenied, Role
+from crmbot.exporter import export_csv
+from crmbot.handlers import forms
+from crmbot.handlers import modal_views as views
+from crmbot.handlers.command_text import Log, parse_command
 from crmbot.service import CrmService
+from crmbot.store.db import Database
+from tests.test_forms import slack_state
 
 ADMIN, MANAGER, OWNER, OTHER = "UADMIN", "UMGR", "UBOB", "UCAROL"
 VIEWERS = {"admin": ADMIN, "manager": MANAGER, "rep-owner": OWNER, "rep-other": OTHER}
@@ -218,3 +229,99 @@ def test_the_operator_reads_everything(world: CrmService) -> None:
     card = world.show("T1", "D-1")
     assert NOTE in repr(card.interactions)
     assert card.record.amount is not None
+
+
+def test_an_export_as_a_rep_leaves_their_restricted_fields_empty(
+    world: CrmService, db: Database
+) -> None:
+    def export(kind: Kind, who: str | None) -> list[dict[str, str]]:
+        out = io.StringIO()
+        export_csv(db, "T1", kind, out, as_user=who)
+        return list(csv.DictReader(io.StringIO(out.getvalue())))
+
+    assert [r["amount"] for r in export(Kind.DEALS, None)] == ["98765.00", "4321.00"]
+    assert [r["amount"] for r in export(Kind.DEALS, OWNER)] == ["98765.00", "4321.00"]
+    assert [r["amount"] for r in export(Kind.DEALS, MANAGER)] == ["98765.00", "4321.00"]
+    assert [r["amount"] for r in export(Kind.DEALS, OTHER)] == ["", ""]
+    (lead,) = export(Kind.LEADS, OTHER)
+    assert (lead["name"], lead["email"], lead["phone"]) == ("Ana Lima", "", "")
+    (lead,) = export(Kind.LEADS, None)
+    assert lead["email"] == EMAIL
+
+
+def test_the_cli_shows_and_sets_the_restricted_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    for variable in ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    assert cli.main(["restricted-fields", "--team", "T9"]) == 0
+    assert capsys.readouterr().out.strip() == "T9: restricted fields: none"
+    assert cli.main(["restricted-fields", "--team", "T9", "amount", "Phone"]) == 0
+    assert capsys.readouterr().out.strip() == "T9: restricted fields: amount, phone"
+    assert cli.main(["restricted-fields", "--team", "T9", "salary"]) == 2
+    assert "salary" in capsys.readouterr().err
+    assert cli.main(["restricted-fields", "--team", "T9", "--none"]) == 0
+    assert capsys.readouterr().out.strip() == "T9: restricted fields: none"
+
+
+# --- marking a note private: the command text and the forms ------------------------------
+
+CALL, NOTE_KIND = InteractionKind.CALL, InteractionKind.NOTE
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("log private note L-1 they may sell", Log(NOTE_KIND, "L-1", "they may sell", True)),
+        ("log note private L-1 they may sell", Log(NOTE_KIND, "L-1", "they may sell", True)),
+        ("note private L-1 x", Log(NOTE_KIND, "L-1", "x", True)),
+        ("log PRIVATE call L-1", Log(CALL, "L-1", "", True)),
+        ("call --private L-1 talked", Log(CALL, "L-1", "talked", True)),
+        ("call L-1 talked --private", Log(CALL, "L-1", "talked", True)),
+        ("call L-1 talked —private", Log(CALL, "L-1", "talked", True)),  # Slack's em dash
+        ("call L-1 private matters", Log(CALL, "L-1", "private matters", False)),  # notes
+        ("log private", Log(None, None, "", True)),
+        ("log call L-1 talked", Log(CALL, "L-1", "talked", False)),
+    ],
+)
+def test_private_before_the_record_or_dash_dash_private_anywhere_marks_it(
+    text: str, expected: Log
+) -> None:
+    assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_the_private_box_reads_back_from_the_log_forms(private: bool) -> None:
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    view = views.log_interaction("C1", tz="UTC", now=now, notes="hi", private=private)
+    form = forms.parse_log(slack_state(view), tz="UTC", now=now)
+    assert isinstance(form, forms.LogInput)
+    assert form.private is private
+    shortcut = views.log_message("C1", text="hi", permalink=None)
+    ticked = ["private"] if private else []
+    state = slack_state(shortcut, record="L-1", private=ticked)
+    read = forms.parse_log_message(state)
+    assert isinstance(read, forms.LogInput)
+    assert read.private is private
+
+
+def test_a_forged_private_box_value_is_not_private() -> None:
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    view = views.log_interaction("C1", tz="UTC", now=now, notes="hi")
+    state = slack_state(view, private=["yes please"])
+    form = forms.parse_log(state, tz="UTC", now=now)
+    assert isinstance(form, forms.LogInput)
+    assert form.private is False
+
+
+def test_the_settings_modal_shows_and_reads_the_restricted_fields() -> None:
+    view = views.settings("C1", stages=(), restricted={"amount"})
+    state = slack_state(view)
+    assert [o["value"] for o in state["restricted"]["restricted"]["selected_options"]] == ["amount"]
+    read = forms.parse_settings(slack_state(view, restricted=["email", "phone", "forged"]))
+    assert isinstance(read, forms.SettingsInput)
+    assert read.restricted == {"email", "phone"}
+    untouched = forms.parse_settings({})  # a form without the input changes nothing
+    assert isinstance(untouched, forms.SettingsInput)
+    assert untouched.restricted is None
