@@ -161,3 +161,12 @@ def test_a_web_leads_channel_notice_leaves_out_restricted_fields(slack: SlackSim
     assert "555 0100" not in posted["C1"]
     assert ANA["message"] in posted["C1"]
     assert "L-1" in posted[f"D{owner}"]  # the owner's DM: their own lead
+
+
+def test_the_duplicate_question_hides_the_known_leads_restricted_email(team: SlackSim) -> None:
+    theirs = json.dumps(team.command("lead Ana Lima at Acme", user=OTHER).args)
+    assert "Merge into" in theirs
+    assert "L-1" in theirs
+    assert "acme-hidden" not in theirs
+    mine = json.dumps(team.command("lead Ana Lima at Acme", user=OWNER).args)
+    assert "acme-hidden" in mine

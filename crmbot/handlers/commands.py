@@ -105,6 +105,7 @@ class CommandHandler:
                     email=parsed.email,
                     phone=parsed.phone,
                     source=parsed.source,
+                    by=by,
                 )
                 if question is not None:
                     return question

@@ -199,6 +199,7 @@ class Submissions:
             email=form.email,
             phone=form.phone,
             source=form.source,
+            by=actor.user_id,
         )
         if question is not None:
             return Done(question)
