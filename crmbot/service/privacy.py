@@ -113,9 +113,12 @@ def viewer(session: Session, ws: str, by: str | None) -> Viewer:
     """The viewer `by` in workspace `ws`, read in the caller's transaction (None: operator)."""
     if by is None:
         return OPERATOR
-    settings = session.scalar(select(Workspace.settings).where(Workspace.id == ws))
-    role = session.scalar(select(Rep.role).where(Rep.workspace_id == ws, Rep.user_id == by))
-    return Viewer(by, Role(role) if role else Role.REP, restricted_of(settings))
+    role = select(Rep.role).where(Rep.workspace_id == ws, Rep.user_id == by).scalar_subquery()
+    found = session.execute(
+        select(Workspace.settings, role).where(Workspace.id == ws)  # one round trip
+    ).first()
+    settings, rank = (found[0], found[1]) if found is not None else (None, None)
+    return Viewer(by, Role(rank) if rank else Role.REP, restricted_of(settings))
 
 
 R = TypeVar("R")

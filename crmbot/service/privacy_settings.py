@@ -99,7 +99,7 @@ def redacting_pick_lists(cls: type[T]) -> type[T]:
     """Every public verb taking `by=`: an AmbiguousName's pick-list (whose detail lines come
     from the search index) is redacted for `by` before it reaches any surface."""
     for name, member in list(vars_of(cls).items()):
-        if name.startswith("_") or not callable(member):
+        if name.startswith("_") or not inspect.isfunction(member):  # plain methods only
             continue
         try:
             params = inspect.signature(member).parameters
