@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from crmbot.domain import RecordKind
-from crmbot.parsing import fold, parse_ref
+from crmbot.parsing import fold, format_money, parse_ref
 from crmbot.service.privacy import Viewer
-from crmbot.service.records import _detail, _extra
+from crmbot.service.records import _extra
 from crmbot.store import queries
 
 Hit = tuple[RecordKind, int, str | None, str]  # kind, record id, owner id, stored detail
@@ -44,5 +44,24 @@ def visible_details(
             if not all(word in seen for word in words):
                 out[i] = None  # it matched only through what this viewer may not read
                 continue
-        out[i] = _detail(session, record, fields)
+        out[i] = _without(hits[i][3], _hidden_values(record, fields))
     return out
+
+
+def _hidden_values(record: Any, fields: frozenset[str]) -> set[str]:
+    """The restricted values as the detail line shows them (see records._detail)."""
+    values: set[str] = set()
+    if "amount" in fields and getattr(record, "amount", None) is not None:
+        values.add(format_money(record.amount, record.currency))
+    for name in sorted(fields & {"email", "phone"}):
+        value = getattr(record, name, None)
+        if value:
+            values.add(value)
+    return values
+
+
+def _without(detail: str, values: set[str]) -> str:
+    """The stored detail line (parts joined by " · ") minus the parts holding `values`."""
+    if not values:
+        return detail
+    return " · ".join(part for part in detail.split(" · ") if part not in values)
