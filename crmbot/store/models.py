@@ -111,6 +111,8 @@ class Rep(Base):
     tz: Mapped[str] = mapped_column(String(64), default="UTC")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     territory: Mapped[str | None] = mapped_column(String(100))
+    # The sales team the rep belongs to; a manager with a team acts on that team's records.
+    team: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     refreshed_at: Mapped[datetime | None]
     # Round-robin intake skips a rep while this lies in the future (holidays, sick days).
