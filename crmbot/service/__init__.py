@@ -8,12 +8,18 @@ from crmbot.service.privacy_settings import PrivacySettingsService, redacting_pi
 from crmbot.service.records import Assigned
 from crmbot.service.reminder_messages import ReminderService
 from crmbot.service.reports import ReportService
+from crmbot.service.request_keys import RequestKeyService
 from crmbot.service.stages import StageService
 
 
 @redacting_pick_lists
 class CrmService(
-    ReminderService, IntakeService, ReportService, StageService, PrivacySettingsService
+    ReminderService,
+    IntakeService,
+    ReportService,
+    StageService,
+    RequestKeyService,
+    PrivacySettingsService,
 ):
     """All of crmbot's verbs; one transaction per call, frozen views out."""
 
