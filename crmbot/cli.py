@@ -10,6 +10,7 @@ from typing import Any
 
 from crmbot.cli_data import add_commands as add_data_commands
 from crmbot.cli_privacy import add_commands as add_privacy_commands
+from crmbot.cli_restricted import add_commands as add_restricted_commands
 from crmbot.config import ConfigError, Settings
 from crmbot.demo.main import add_arguments as demo_arguments
 from crmbot.service import CrmService
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db)
     add_data_commands(sub)  # import, export, intake (crmbot/cli_data.py)
     add_privacy_commands(sub)  # encrypt-tokens, forget (crmbot/cli_privacy.py)
+    add_restricted_commands(sub)  # restricted-fields (crmbot/cli_restricted.py)
     demo = sub.add_parser("demo", help="try crmbot in this terminal, no Slack workspace needed")
     demo_arguments(demo)
     demo.set_defaults(run=cmd_demo)

@@ -101,11 +101,11 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         ws = _team(crm, args.team)
         if args.output:
             with Path(args.output).open("w", encoding="utf-8", newline="") as out:
-                count = export_csv(db, ws, Kind(args.kind), out)
+                count = export_csv(db, ws, Kind(args.kind), out, as_user=args.as_user)
             print(f"exported {count} {args.kind} to {args.output}", file=sys.stderr)
         else:
             sys.stdout.reconfigure(newline="")  # type: ignore[union-attr]
-            export_csv(db, ws, Kind(args.kind), sys.stdout)
+            export_csv(db, ws, Kind(args.kind), sys.stdout, as_user=args.as_user)
     finally:
         db.dispose()
     return 0
@@ -196,6 +196,12 @@ def add_commands(sub: Any) -> None:
     exp.add_argument("kind", choices=kinds)
     exp.add_argument("--team", help="workspace (Slack team id); default: the only one")
     exp.add_argument("-o", "--output", help="file to write (default: standard output)")
+    exp.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="only what this Slack user (U…) may read: restricted fields left empty",
+    )
     exp.set_defaults(run=cmd_export)
 
     intake = sub.add_parser("intake", help="web-form intake: token, channel, SLA, territories")

@@ -183,6 +183,7 @@ class ContactView:
     owner_id: UserId | None
     source: str | None
     created_at: datetime
+    hidden: tuple[str, ...] = ()  # restricted fields left out for this viewer (service/privacy)
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class LeadView:
     owner_id: UserId | None
     created_at: datetime
     converted_to: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()  # restricted fields left out for this viewer (service/privacy)
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ class DealView:
     contact_name: str | None
     lost_reason: str | None
     created_at: datetime
+    hidden: tuple[str, ...] = ()  # restricted fields left out for this viewer (service/privacy)
 
 
 RecordView = LeadView | ContactView | AccountView | DealView
@@ -232,6 +235,10 @@ class InteractionView:
     duration_minutes: int | None
     about: tuple[str, ...]
     permalink: str | None
+    private: bool = False
+    # A private interaction this viewer may not read: summary, outcome, duration and link
+    # are blanked; kind, time and who logged it remain ("a private note exists").
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,6 +299,7 @@ class PipelineView:
     stages: tuple[StageSummary, ...]
     totals: tuple[Money, ...]
     weighted_totals: tuple[Money, ...]
+    hidden_amounts: int = 0  # deals counted whose restricted amounts were left out
 
 
 @dataclass(frozen=True)

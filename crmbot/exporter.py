@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from crmbot.csvmap import Kind
 from crmbot.domain import RecordKind
+from crmbot.service import privacy
 from crmbot.store.db import Database
 from crmbot.store.models import Account, Contact, Deal, Lead, Stage
 from crmbot.store.queries import ref_of
@@ -221,14 +222,30 @@ def _paged(session: Session, stmt: Any, model: Any) -> Iterator[Any]:
         after = first.number
 
 
-def export_csv(db: Database, ws: str, kind: Kind, out: TextIO) -> int:
-    """Write the workspace's live records of `kind` to `out`; how many were written."""
+RECORD_KIND = {
+    Kind.ACCOUNTS: RecordKind.ACCOUNT,
+    Kind.CONTACTS: RecordKind.CONTACT,
+    Kind.LEADS: RecordKind.LEAD,
+    Kind.DEALS: RecordKind.DEAL,
+}
+
+
+def export_csv(
+    db: Database, ws: str, kind: Kind, out: TextIO, *, as_user: str | None = None
+) -> int:
+    """Write the workspace's live records of `kind` to `out`; how many were written.
+
+    The operator's export holds everything. With `as_user` (a Slack user id) it holds what
+    that person may read: fields restricted from them are left empty (service/privacy.py).
+    Interactions, and so private notes, are never exported."""
     writer = csv.writer(out)
     columns = COLUMNS[kind]
     writer.writerow(columns)
     written = 0
     with db.read() as session:
+        who = privacy.viewer(session, ws, as_user)
         for row in _rows(session, ws, kind):
-            writer.writerow([cell(row[c]) for c in columns])
+            hidden = who.hidden_fields(RECORD_KIND[kind], row.get("owner"))
+            writer.writerow([cell(None if c in hidden else row[c]) for c in columns])
             written += 1
     return written

@@ -102,6 +102,7 @@ class PipelineReport:
     stale: tuple[StaleDeal, ...]  # the longest idle first, at most STALE_SHOWN
     stale_count: int
     owners: tuple[OwnerRow, ...]  # per owner, filled for the team view
+    hidden_amounts: int = 0  # open deals whose restricted amounts this viewer may not see
 
     @property
     def open_count(self) -> int:
@@ -184,6 +185,7 @@ class ActivityReport:
     lost_reasons: tuple[LostReason, ...]
     overdue: int  # open follow-ups past due right now
     model: ModelInfo | None
+    hidden_amounts: int = 0  # won deals whose restricted amounts this viewer may not see
 
     @property
     def conversion(self) -> Decimal | None:

@@ -260,6 +260,8 @@ def test_the_interactive_console_walks_through_a_reps_day(terminal: Terminal) ->
         t.type("Intro call")
         t.expect(r"Follow up.*\n.*\n.*answer: ")
         t.type("")
+        t.expect(r"Visibility.*\n.*Private.*\n.*: ")  # the Private checkbox, left unticked
+        t.type("")
         t.expect(r"└ Log\? .*: ")
         t.type("")
         # The app refuses the duration: the error shows on the field, which is asked again.

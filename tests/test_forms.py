@@ -51,6 +51,7 @@ _INITIAL = {
     "datepicker": ("initial_date", "selected_date"),
     "timepicker": ("initial_time", "selected_time"),
     "users_select": ("initial_user", "selected_user"),
+    "checkboxes": ("initial_options", "selected_options"),
     "conversations_select": ("initial_conversation", "selected_conversation"),
     "multi_users_select": ("initial_users", "selected_users"),
 }
@@ -74,6 +75,10 @@ def slack_state(view: View | dict[str, Any], **typed: Any) -> dict[str, Any]:
             value = typed.pop(block["block_id"])
             if kind in ("static_select", "external_select") and value is not None:
                 value = {"text": {"type": "plain_text", "text": str(value)}, "value": value}
+            if kind == "checkboxes":  # the ticked option values
+                value = [{"text": {"type": "plain_text", "text": v}, "value": v} for v in value]
+        elif kind == "checkboxes":
+            value = value or []  # Slack sends an empty list when nothing is ticked
         values[block["block_id"]] = {element["action_id"]: {"type": kind, state_key: value}}
     assert not typed, f"no such inputs: {sorted(typed)}"
     return values

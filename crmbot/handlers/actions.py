@@ -62,7 +62,7 @@ class ActionHandler:
         ack()
         actor = self.deps.directory.actor(context, client, body["user"]["id"])
         _, ref = _clicked(body)
-        card = render.card(self.crm.show(actor.ws, ref))
+        card = render.card(self.crm.show(actor.ws, ref, by=actor.user_id))
         respond(response_type="ephemeral", replace_original=False, **card.payload())
 
     def click_open_modal(
@@ -154,7 +154,7 @@ class ActionHandler:
         rep = self.crm.rep(ws, user_id)
         tz = rep.tz if rep else "UTC"
         tasks = self.crm.tasks(ws, owner_id=user_id)
-        pipeline = self.crm.pipeline(ws, owner_id=user_id)
+        pipeline = self.crm.pipeline(ws, owner_id=user_id, by=user_id)
         client.views_publish(user_id=user_id, view=home_view(tasks, pipeline, self.crm.now(), tz))
 
     def open_log_message(

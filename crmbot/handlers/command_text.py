@@ -106,6 +106,7 @@ class Log:
     kind: InteractionKind | None
     record: str | None
     notes: str
+    private: bool = False  # `private` before the record, or `--private` anywhere
 
 
 @dataclass(frozen=True)
@@ -279,10 +280,16 @@ VERBS: dict[str, VerbHelp] = {
         ("lead Ana Lima at Acme Corp ana@acme.com +1 415 555 0100 source:referral", "lead"),
     ),
     "log": VerbHelp(
-        "log [call|email|meeting|note] [RECORD] [NOTES]",
+        "log [private] [call|email|meeting|note] [RECORD] [NOTES]",
         "Log a call, email, meeting or note; the form opens with what you typed. "
-        "`call`, `email`, `meeting` and `note` work on their own too.",
-        ("log call L-12 talked pricing, sending deck", 'meeting "Ana Lima" demo went well'),
+        "`call`, `email`, `meeting` and `note` work on their own too. "
+        "`private` (or `--private` anywhere) ticks Private: only you, the record's owner, "
+        "managers and admins can read it; others see that a private note exists.",
+        (
+            "log call L-12 talked pricing, sending deck",
+            'meeting "Ana Lima" demo went well',
+            "note private L-12 they may be acquired",
+        ),
     ),
     "deal": VerbHelp(
         "deal NAME [AMOUNT] [STAGE] [for RECORD]",
@@ -744,14 +751,22 @@ def _take_phone(ctx: _Context, tokens: list[_Token]) -> tuple[str | None, list[_
     return phone, keep
 
 
+_PRIVATE_FLAGS = ("--private", "—private", "\u2013private")  # Slack may turn -- into a dash
+
+
 def _parse_log(args: list[_Token], kind: InteractionKind | None, *, explicit: bool) -> Command:
-    if explicit and args and args[0].kind is _Kind.WORD:
-        kind = _LOG_KINDS.get(args[0].text.casefold())
-        if kind is not None:
-            args = args[1:]
+    private = any(t.is_word(*_PRIVATE_FLAGS) for t in args)
+    args = [t for t in args if not t.is_word(*_PRIVATE_FLAGS)]
+    for _ in range(2):  # `private call …` and `call private …` both work
+        if args and args[0].is_word("private"):
+            private, args = True, args[1:]
+        if explicit and args and args[0].kind is _Kind.WORD:
+            found = _LOG_KINDS.get(args[0].text.casefold())
+            if found is not None:
+                kind, explicit, args = found, False, args[1:]
     record = _leading_record(args)
     notes = _join(_strip_separators(args[1:] if record is not None else args))
-    return Log(kind, record, notes)
+    return Log(kind, record, notes, private)
 
 
 def _match_stage(phrase: str, stages: Sequence[tuple[str, str]]) -> str | None:

@@ -108,6 +108,7 @@ class CommandHandler:
                     email=parsed.email,
                     phone=parsed.phone,
                     source=parsed.source,
+                    by=by,
                 )
                 if question is not None:
                     return question
@@ -121,8 +122,8 @@ class CommandHandler:
                     source=parsed.source,
                 )
                 return render.lead_created(lead)
-            case ct.Log(kind=kind, record=record, notes=notes):
-                modals.open_log(*opened, kind=kind, record=record, notes=notes)
+            case ct.Log(kind=kind, record=record, notes=notes, private=private):
+                modals.open_log(*opened, kind=kind, record=record, notes=notes, private=private)
             case ct.NewDeal(name=None):
                 modals.open_new_deal(*opened, prefill=parsed)
             case ct.NewDeal():
@@ -153,18 +154,18 @@ class CommandHandler:
             case ct.Convert(lead=lead):
                 if not lead:
                     raise InvalidInput("lead", "Which lead?", example="/crm convert L-12")
-                crm.show(ws, lead)  # unknown or ambiguous leads answer before a modal opens
+                crm.show(ws, lead, by=by)  # unknown or ambiguous leads answer before a modal opens
                 modals.open_convert(*opened, lead=lead)
             case ct.Find(text="@", filters=(), owner=None):  # the saved segments
                 return report_views.segments(crm.segments(ws))
             case ct.Find(text=text, filters=(), owner=None) if "@" not in text:
-                return render.search(crm.find(ws, text), text)
+                return render.search(crm.find(ws, text, by=by), text)
             case ct.Find(text=text, filters=filters, owner=owner):
                 whose = self.user_of(actor, owner) if owner else None
                 found = crm.find_records(ws, by=by, text=text, filters=filters, owner_id=whose)
                 return report_views.found(found)
             case ct.Show(record=record):
-                card = crm.show(ws, record)
+                card = crm.show(ws, record, by=by)
                 if isinstance(card.record, LeadView):  # a lead's card explains its score
                     score = crm.lead_score(ws, card.record.ref)
                     return report_views.with_score(render.card(card), score)
@@ -185,14 +186,14 @@ class CommandHandler:
                 return render.tasks(crm.tasks(ws, owner_id=whose, overdue_only=overdue))
             case ct.Pipeline(user=mention, team=team):
                 rep = None if team or mention is None else self.user_of(actor, mention)
-                pipeline = crm.pipeline_report(ws, owner_id=rep, team=team, tz=actor.tz)
+                pipeline = crm.pipeline_report(ws, owner_id=rep, team=team, tz=actor.tz, by=by)
                 return report_views.pipeline(pipeline, partial(charts.for_pipeline, pipeline))
             case ct.Report(period=period, user=mention):
                 rep = self.user_of(actor, mention) if mention else None
-                activity = crm.activity_report(ws, period, owner_id=rep)
+                activity = crm.activity_report(ws, period, owner_id=rep, by=by)
                 return report_views.report(activity, partial(charts.for_report, activity))
             case ct.History(record=record):
-                return report_views.history(crm.record_history(ws, record))
+                return report_views.history(crm.record_history(ws, record, by=by))
             case ct.Undo():
                 return report_views.undone(crm.undo(ws, by=by))
             case ct.Away(user=mention, when=typed):

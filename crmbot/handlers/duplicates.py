@@ -69,9 +69,14 @@ def guard(
     email: str | None = None,
     phone: str | None = None,
     source: str | None = None,
+    by: str | None = None,
 ) -> render.Reply | None:
-    """The "Merge into …?" question when the lead about to be created looks known, else None."""
+    """The "Merge into …?" question when the lead about to be created looks known, else None.
+
+    With `by`, the candidates' detail lines are as `by` may read them (restricted fields out)."""
     candidates = crm.find_duplicates(ws, name=name, email=email, company=company)
+    if candidates and by is not None:
+        candidates = crm.visible_candidates(ws, by, candidates)
     fields = {"name": name, "company": company, "email": email, "phone": phone, "source": source}
     return prompt(fields, candidates)
 

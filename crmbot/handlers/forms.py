@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -23,7 +23,9 @@ from crmbot.handlers.modal_views import (
     NAME_MAX,
     NOTES_MAX,
     OUTCOME_MAX,
+    PRIVATE_OPTION,
     REASON_MAX,
+    RESTRICTABLE_LABELS,
     STAGES_MAX,
     TEAM_MAX,
     TEXT_MAX,
@@ -82,6 +84,7 @@ class LogInput:
     duration_minutes: int | None
     notes: str
     follow_up: When | None = None
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class SettingsInput:
     reminder_channel: str | None = None
     manager_channel: str | None = None
     digest_time: str | None = None
+    # The restricted fields ticked; None when the form had no such input (nothing to change).
+    restricted: frozenset[str] | None = None
 
 
 def read_metadata(raw: str | None) -> Metadata:
@@ -189,6 +194,16 @@ class _Reader:
         if isinstance(value, dict):  # selected_option
             value = value.get("value")
         return value if isinstance(value, str) and value != "" else None
+
+    def ticked(self, block: BlockId, allowed: Collection[str]) -> frozenset[str] | None:
+        """The values ticked in a checkboxes input (only offered ones); None if it is absent."""
+        if block.value not in self._values:
+            return None
+        chosen = self._element(block).get("selected_options")
+        if not isinstance(chosen, list):
+            return frozenset()
+        values = {o.get("value") for o in chosen[:50] if isinstance(o, dict)}
+        return frozenset(v for v in values if isinstance(v, str) and v in allowed)
 
     def text(
         self, block: BlockId, *, max_len: int, required: bool = False, multiline: bool = False
@@ -352,8 +367,11 @@ def parse_log(values: dict[str, Any], *, tz: str, now: datetime) -> LogInput | F
     )
     if record is None and not notes and BlockId.RECORD.value not in r.errors:
         r.fail(BlockId.NOTES, "Say what happened, or pick a record.")
+    private = bool(r.ticked(BlockId.PRIVATE, (PRIVATE_OPTION,)))
     return r.result(
-        lambda: LogInput(record, kind, occurred_at, _optional(outcome), duration, notes, follow)
+        lambda: LogInput(
+            record, kind, occurred_at, _optional(outcome), duration, notes, follow, private
+        )
     )
 
 
@@ -363,7 +381,8 @@ def parse_log_message(values: dict[str, Any]) -> LogInput | FieldErrors:
     record = r.record(required=True)
     kind = _kind(r)
     notes = r.text(BlockId.NOTES, max_len=NOTES_MAX, multiline=True)
-    return r.result(lambda: LogInput(record, kind, None, None, None, notes))
+    private = bool(r.ticked(BlockId.PRIVATE, (PRIVATE_OPTION,)))
+    return r.result(lambda: LogInput(record, kind, None, None, None, notes, private=private))
 
 
 def parse_new_deal(values: dict[str, Any]) -> NewDealInput | FieldErrors:
@@ -451,6 +470,7 @@ def parse_settings(values: dict[str, Any]) -> SettingsInput | FieldErrors:
         r.fail(BlockId.ROLE, "Choose the new role, or type their team.")
     if (value or team is not None) and user is None and BlockId.ROLE_USER.value not in r.errors:
         r.fail(BlockId.ROLE_USER, "Choose whose role or team changes.")
+    restricted = r.ticked(BlockId.RESTRICTED, RESTRICTABLE_LABELS)
     return r.result(
         lambda: SettingsInput(
             user,
@@ -460,5 +480,6 @@ def parse_settings(values: dict[str, Any]) -> SettingsInput | FieldErrors:
             channels.get(BlockId.REMINDER_CHANNEL),
             channels.get(BlockId.MANAGER_CHANNEL),
             digest.strftime("%H:%M") if digest is not None else None,
+            restricted,
         )
     )

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -36,7 +36,7 @@ from slack_sdk.models.blocks import (
 )
 
 from crmbot.config import Settings
-from crmbot.domain import InvalidInput
+from crmbot.domain import InvalidInput, LeadView
 from crmbot.handlers import modal_views as views
 from crmbot.handlers import render
 from crmbot.handlers.context import Actor
@@ -127,8 +127,16 @@ def owner_dm(outcome: IntakeOutcome) -> render.Reply:
 class IntakeNotifier:
     """Posts each intake's notice and DM in the background, after its transaction."""
 
-    def __init__(self, client_for: Callable[[str], WebClient | None], *, workers: int = 2) -> None:
+    def __init__(
+        self,
+        client_for: Callable[[str], WebClient | None],
+        *,
+        workers: int = 2,
+        for_channel: Callable[[str, LeadView], LeadView] | None = None,
+    ) -> None:
         self._client_for = client_for
+        # The channel notice shows the lead as any rep may see it (restricted fields out).
+        self._for_channel = for_channel
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crmbot-intake")
 
     def __call__(self, ws: str, outcome: IntakeOutcome) -> Future[None]:
@@ -147,7 +155,9 @@ class IntakeNotifier:
                 log.warning("intake %s: no Slack installation for %s", lead.ref, ws)
                 return
             if outcome.channel_id:
-                post(client, outcome.channel_id, notice(outcome), what=f"{lead.ref} notice")
+                shown = lead if self._for_channel is None else self._for_channel(ws, lead)
+                told = notice(replace(outcome, lead=shown))
+                post(client, outcome.channel_id, told, what=f"{lead.ref} notice")
             else:
                 log.info("intake %s: no intake channel set in %s", lead.ref, ws)
             if lead.owner_id:
@@ -207,7 +217,7 @@ def intake_endpoint(settings: Settings, crm: CrmService, app: App) -> IntakeEndp
         crm,
         env_token=settings.intake_token,
         env_team=EnvTeam(settings, crm),
-        notify=IntakeNotifier(client_for),
+        notify=IntakeNotifier(client_for, for_channel=crm.for_channel),
     )
 
 
@@ -437,7 +447,11 @@ def settings_view(
     now = deps.crm.reminder_settings(actor.ws)
     reminders = views.SettingsNow(now.reminder_channel, now.manager_channel, now.digest_time)
     return views.settings(
-        channel_id, stages=deps.crm.stages(actor.ws), reminders=reminders, extra=extra
+        channel_id,
+        stages=deps.crm.stages(actor.ws),
+        reminders=reminders,
+        extra=extra,
+        restricted=deps.crm.restricted_fields(actor.ws),
     )
 
 

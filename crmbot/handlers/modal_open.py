@@ -75,13 +75,20 @@ def open_log(
     kind: InteractionKind | None = None,
     record: str | None = None,
     notes: str = "",
+    private: bool = False,
 ) -> None:
     """Log interaction; a record that isn't exactly one record goes into the notes."""
     picked = _picked(deps, actor.ws, record)
     if record and picked is None:
         notes = f"{record} {notes}".strip()
     view = views.log_interaction(
-        channel_id, tz=actor.tz, now=deps.crm.now(), kind=kind, record=picked, notes=notes
+        channel_id,
+        tz=actor.tz,
+        now=deps.crm.now(),
+        kind=kind,
+        record=picked,
+        notes=notes,
+        private=private,
     )
     _open(client, trigger_id, view)
 
@@ -118,7 +125,7 @@ def open_move(
     deps: Deps, client: WebClient, trigger_id: str, actor: Actor, channel_id: str | None, deal: str
 ) -> None:
     """Move deal; an unknown deal raises the service's error for the caller to show."""
-    record = deps.crm.show(actor.ws, deal).record
+    record = deps.crm.show(actor.ws, deal, by=actor.user_id).record
     if not isinstance(record, DealView):
         raise InvalidInput("deal", f"{record.ref} {record.name} is not a deal.", example="D-21")
     view = views.move_deal(channel_id, deal=record, stages=deps.crm.stages(actor.ws))
@@ -133,7 +140,7 @@ def open_assign(
     if parsed is not None and parsed.kind is RecordKind.FOLLOW_UP:
         picked, owner = Picked(str(parsed), ""), None
     else:
-        record = deps.crm.show(actor.ws, ref).record
+        record = deps.crm.show(actor.ws, ref, by=actor.user_id).record
         picked, owner = Picked(record.ref, record.name), record.owner_id
     _open(client, trigger_id, views.assign(channel_id, record=picked, owner_id=owner))
 
@@ -156,7 +163,7 @@ def open_convert(
     deps: Deps, client: WebClient, trigger_id: str, actor: Actor, channel_id: str | None, lead: str
 ) -> None:
     """Convert lead, the account prefilled from the lead's company."""
-    record = deps.crm.show(actor.ws, lead).record
+    record = deps.crm.show(actor.ws, lead, by=actor.user_id).record
     if not isinstance(record, LeadView):
         raise InvalidInput("lead", f"{record.ref} {record.name} is not a lead.", example="L-12")
     if record.status is LeadStatus.CONVERTED:

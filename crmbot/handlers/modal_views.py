@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk.models.blocks import (
     Block,
+    CheckboxesElement,
     ContextBlock,
     ConversationFilter,
     ConversationSelectElement,
@@ -84,6 +85,8 @@ class BlockId(StrEnum):
     NEW_RULE_FIELD = "new_rule_field"
     NEW_RULE_VALUE = "new_rule_value"
     NEW_RULE_REPS = "new_rule_reps"
+    PRIVATE = "private"
+    RESTRICTED = "restricted"
 
 
 SOURCES: tuple[tuple[str, str], ...] = (
@@ -263,6 +266,19 @@ def new_lead(
     return _modal(Modal.NEW_LEAD, "New lead", "Create", blocks, metadata(channel_id))
 
 
+PRIVATE_OPTION = "private"
+PRIVATE_LABEL = "Private: only me, the record's owner, managers and admins can read it"
+
+
+def _private_box(checked: bool) -> InputBlock:
+    """The Private checkbox of the log forms (others see only that a private note exists)."""
+    box = option(PRIVATE_OPTION, PRIVATE_LABEL)
+    element = CheckboxesElement(
+        action_id=BlockId.PRIVATE.value, options=[box], initial_options=[box] if checked else None
+    )
+    return _input(BlockId.PRIVATE, "Visibility", element, optional=True)
+
+
 def _kind_choices() -> list[tuple[str, str]]:
     return [(kind.value, label) for kind, label in KIND_LABELS.items()]
 
@@ -275,6 +291,7 @@ def log_interaction(
     kind: InteractionKind | None = None,
     record: Picked | None = None,
     notes: str = "",
+    private: bool = False,
 ) -> View:
     """Log interaction: record, kind, date and time (now, in the rep's zone), details."""
     local = now.astimezone(zone(tz))
@@ -301,6 +318,7 @@ def log_interaction(
             placeholder="tomorrow 9am, in 3 days, next friday",
             hint="Leave empty for no follow-up.",
         ),
+        _private_box(private),
     ]
     return _modal(Modal.LOG, "Log interaction", "Log", blocks, metadata(channel_id))
 
@@ -426,12 +444,36 @@ def convert_lead(channel_id: str | None, *, lead: LeadView, stages: Sequence[Sta
     )
 
 
+RESTRICTABLE_LABELS: dict[str, str] = {
+    "amount": "Deal amount (and totals, forecasts, charts)",
+    "email": "Email of leads and contacts",
+    "phone": "Phone of leads and contacts",
+}
+
+
+def _restricted_box(restricted: Collection[str]) -> InputBlock:
+    """Which fields only the record's owner, managers and admins may read."""
+    boxes = [option(name, label) for name, label in RESTRICTABLE_LABELS.items()]
+    chosen = [b for b in boxes if b.value in restricted]
+    element = CheckboxesElement(
+        action_id=BlockId.RESTRICTED.value, options=boxes, initial_options=chosen or None
+    )
+    return _input(
+        BlockId.RESTRICTED,
+        "Visible to managers and admins only",
+        element,
+        optional=True,
+        hint="Besides managers and admins, a record's owner still sees these fields.",
+    )
+
+
 def settings(
     channel_id: str | None,
     *,
     stages: Sequence[StageView],
     reminders: SettingsNow | None = None,
     extra: Sequence[Block] = (),
+    restricted: Collection[str] | None = None,
 ) -> View:
     """Settings (admins): the pipeline's stages, the reminder channels and digest time,
     someone's role and team, then `extra` (the web-form intake's part, from handlers/intake.py).
@@ -489,6 +531,7 @@ def settings(
             hint="A manager with a team acts on that team's records only. "
             "Type none to take the person out of their team.",
         ),
+        *([_restricted_box(restricted)] if restricted is not None else []),
         *extra,
     ]
     return _modal(Modal.SETTINGS, "CRM settings", "Save", blocks, metadata(channel_id))
@@ -531,6 +574,7 @@ def log_message(
         _record_picker("Record", record, optional=False),
         _select(BlockId.KIND, "Kind", _kind_choices(), initial=InteractionKind.MESSAGE),
         _text(BlockId.NOTES, "Notes", initial=text, max_len=NOTES_MAX, multiline=True),
+        _private_box(False),
     ]
     meta = metadata(channel_id, permalink=permalink)
     return _modal(Modal.LOG_MESSAGE, "Log to CRM", "Log", blocks, meta)

@@ -22,6 +22,7 @@ from crmbot.domain import (
     CrmError,
     InteractionView,
     InvalidInput,
+    PermissionDenied,
     RecordNotFound,
     Role,
     StageKind,
@@ -84,6 +85,7 @@ FIELD_BLOCKS: dict[Modal, dict[str, BlockId]] = {
         "field": B.NEW_RULE_FIELD,
         "value": B.NEW_RULE_VALUE,
         "reps": B.NEW_RULE_REPS,
+        "fields": B.RESTRICTED,
     },
     Modal.LOG_MESSAGE: {"about": B.RECORD, "permalink": B.NOTES, "summary": B.NOTES},
 }
@@ -177,8 +179,10 @@ class Submissions:
     def suggest_records(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         """Type-ahead for the record picker: leads, contacts, accounts and deals."""
         query = str(body.get("value") or "")
+        # As the person typing sees records: no match through a field restricted from them.
+        user = str((body.get("user") or {}).get("id") or "")
         try:
-            hits = self.crm.find(workspace_of(context), query)
+            hits = self.crm.find(workspace_of(context), query, by=user)
         except InvalidInput:
             hits = ()
         options = []
@@ -204,6 +208,7 @@ class Submissions:
             email=form.email,
             phone=form.phone,
             source=form.source,
+            by=actor.user_id,
         )
         if question is not None:
             return Done(question)
@@ -256,6 +261,7 @@ class Submissions:
             about=form.record,
             summary=form.notes,
             permalink=meta.permalink,
+            private=form.private,
         )
         return Done(render.logged(item))
 
@@ -383,8 +389,12 @@ class Submissions:
         if actor.role is not Role.ADMIN:  # the service says so too; say it where it's about
             block = B.ROLE_USER if form.user_id else B.STAGES
             return FieldErrors({block.value: "Only admins can change settings."})
+        restricted = self._restricted_fields(actor, form)
+        if isinstance(restricted, FieldErrors):
+            return restricted
         said = self._pipeline_and_reminders(actor, form)
         said += intake.apply_intake_part(self.crm, actor, intake_part)
+        said += restricted
         if form.user_id is None or (form.role is None and form.team is None):
             return Done(render.text(" ".join(said) or "Settings saved; nothing changed."))
         self.deps.directory.rep(actor.ws, client, form.user_id)
@@ -396,6 +406,22 @@ class Submissions:
             in_team = f"in team {render.esc(rep.team)}" if rep.team else "in no team"
             said.append(f"{render.user(rep.user_id)} is now {in_team}.")
         return Done(render.text(" ".join(said)))
+
+    def _restricted_fields(
+        self, actor: Actor, form: forms.SettingsInput
+    ) -> list[str] | FieldErrors:
+        """Save the fields ticked as visible to managers and admins only, if they changed."""
+        wanted = form.restricted
+        if wanted is None or wanted == self.crm.restricted_fields(actor.ws):
+            return []
+        try:
+            fields = self.crm.set_restricted_fields(actor.ws, wanted, by=actor.user_id)
+        except PermissionDenied as denied:
+            return FieldErrors({BlockId.RESTRICTED.value: denied.message})
+        listed = ", ".join(views.RESTRICTABLE_LABELS[f].lower() for f in sorted(fields))
+        if not fields:
+            return ["No field is restricted any more."]
+        return [f"Visible only to managers, admins and the record's owner: {listed}."]
 
 
 def _changed_stages(form: forms.SettingsInput, now: tuple[StageView, ...]) -> bool:
@@ -424,6 +450,7 @@ def log_form(crm: CrmService, actor: Actor, form: forms.LogInput) -> Interaction
         occurred_at=form.occurred_at,
         outcome=form.outcome,
         duration_minutes=form.duration_minutes,
+        private=form.private,
     )
 
 

@@ -103,6 +103,14 @@ def money(value: Money | None) -> str:
     return format_money(value.amount, value.currency) if value else "no amount"
 
 
+HIDDEN = ":lock: hidden"  # a restricted field this reader may not see (service/privacy.py)
+
+
+def deal_money(deal: DealView) -> str:
+    """A deal's amount, or that it is hidden from this reader."""
+    return HIDDEN if "amount" in deal.hidden else money(deal.amount)
+
+
 def monies(values: Sequence[Money]) -> str:
     return " + ".join(money(v) for v in values) if values else "—"
 
@@ -125,8 +133,8 @@ def fields(record: RecordView) -> list[str]:
     if isinstance(record, LeadView):
         lines = [
             ("Company", record.company),
-            ("Email", record.email),
-            ("Phone", record.phone),
+            ("Email", HIDDEN if "email" in record.hidden else record.email),
+            ("Phone", HIDDEN if "phone" in record.hidden else record.phone),
             ("Source", record.source),
             ("Status", record.status.value),
         ]
@@ -137,8 +145,8 @@ def fields(record: RecordView) -> list[str]:
         lines = [
             ("Title", record.title),
             ("Account", account),
-            ("Email", record.email),
-            ("Phone", record.phone),
+            ("Email", HIDDEN if "email" in record.hidden else record.email),
+            ("Phone", HIDDEN if "phone" in record.hidden else record.phone),
             ("Source", record.source),
         ]
     elif isinstance(record, AccountView):
@@ -150,7 +158,7 @@ def fields(record: RecordView) -> list[str]:
         ]
     else:
         lines = [
-            ("Amount", money(record.amount)),
+            ("Amount", HIDDEN if "amount" in record.hidden else money(record.amount)),
             ("Stage", f"{record.stage} ({record.probability} %)"),
             ("Status", record.status.value),
             ("Close date", record.close_date.isoformat() if record.close_date else None),
@@ -183,7 +191,13 @@ def record_buttons(record: RecordView) -> ActionsBlock:
 
 
 def interaction_line(item: InteractionView) -> str:
-    parts = [f"*{item.kind.value}*", when(item.occurred_at), f"by {user(item.logged_by)}"]
+    if item.hidden:  # private to others: that it exists, when and by whom
+        return (
+            f":lock: *Private {item.kind.value}* · {when(item.occurred_at)} "
+            f"by {user(item.logged_by)} — hidden"
+        )
+    lock = ":lock: private " if item.private else ""
+    parts = [f"{lock}*{item.kind.value}*", when(item.occurred_at), f"by {user(item.logged_by)}"]
     if item.duration_minutes:
         parts.append(f"{item.duration_minutes} min")
     line = " · ".join(parts)
@@ -250,7 +264,7 @@ def lead_created(lead: LeadView) -> Reply:
 
 
 def deal_saved(deal: DealView, headline: str) -> Reply:
-    line = f"{headline} *{deal.ref}* {esc(deal.name)} · {money(deal.amount)} · {esc(deal.stage)}"
+    line = f"{headline} *{deal.ref}* {esc(deal.name)} · {deal_money(deal)} · {esc(deal.stage)}"
     line += f" ({deal.probability} %) · {user(deal.owner_id)}"
     if deal.lost_reason:
         line += f"\nLost because: {esc(deal.lost_reason)}"
@@ -364,6 +378,11 @@ def pipeline(view: PipelineView) -> Reply:
     lines.append(
         f"*Total:* {monies(view.totals)} · *weighted forecast:* {monies(view.weighted_totals)}"
     )
+    if view.hidden_amounts:
+        lines.append(
+            f":lock: {view.hidden_amounts} deal(s) you don't own are counted without their "
+            "amounts (visible to managers and admins only)."
+        )
     return Reply(f"{whose}: {monies(view.totals)}", [section("\n".join(lines))])
 
 

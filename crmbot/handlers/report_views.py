@@ -167,7 +167,17 @@ def pipeline(
     if currencies > 1:
         note += f" {currencies} currencies, kept apart: no exchange rates are applied."
     blocks.append(context(note))
+    if report.hidden_amounts:
+        blocks.append(context(hidden_note(report.hidden_amounts)))
     return ChartedReply(headline, blocks, charts)
+
+
+def hidden_note(count: int) -> str:
+    """Why some amounts are missing from totals (amounts restricted by an admin)."""
+    return (
+        f":lock: Amounts are visible to managers and admins only: {plural(count, 'deal')} "
+        "you don't own are counted, but their amounts are left out of every total here."
+    )
 
 
 def _forecast(report: PipelineReport) -> str:
@@ -251,6 +261,8 @@ def report(
         blocks.append(section(clip("\n".join(lines))))
     if result.model is not None:
         blocks.append(context(model_line(result.model)))
+    if result.hidden_amounts:
+        blocks.append(context(hidden_note(result.hidden_amounts)))
     text = (
         f"{'Report' if not result.owner_id else 'Report for one rep'}, last {span}: "
         f"{result.interactions.now} interactions, {result.leads_created.now} leads, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from crmbot.service.base import Clock, utcnow
 from crmbot.service.erasure import ErasureService
 from crmbot.service.intake import IntakeService
+from crmbot.service.privacy_settings import PrivacySettingsService, redacting_pick_lists
 from crmbot.service.records import Assigned
 from crmbot.service.reminder_messages import ReminderService
 from crmbot.service.reports import ReportService
@@ -12,6 +13,7 @@ from crmbot.service.request_keys import RequestKeyService
 from crmbot.service.stages import StageService
 
 
+@redacting_pick_lists
 class CrmService(
     ReminderService,
     IntakeService,
@@ -19,6 +21,7 @@ class CrmService(
     StageService,
     RequestKeyService,
     ErasureService,
+    PrivacySettingsService,
 ):
     """All of crmbot's verbs; one transaction per call, frozen views out."""
 

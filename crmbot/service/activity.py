@@ -24,8 +24,9 @@ from crmbot.domain import (
     TaskList,
 )
 from crmbot.parsing import clean_text, parse_ref
-from crmbot.service import present
+from crmbot.service import present, privacy
 from crmbot.service.deals import DealService
+from crmbot.service.private_search import visible_details
 from crmbot.service.workspace import may_change
 from crmbot.store import queries
 from crmbot.store.models import Account, Contact, Deal, FollowUp, Interaction, Lead, Rep
@@ -308,29 +309,44 @@ class ActivityService(DealService):
 
     # --- read side ----------------------------------------------------------
 
-    def find(self, ws: str, query: str, *, limit: int = 20) -> tuple[SearchHit, ...]:
-        """Search leads, contacts, accounts and deals by name, company, email, phone, domain."""
+    def find(
+        self, ws: str, query: str, *, limit: int = 20, by: str | None = None
+    ) -> tuple[SearchHit, ...]:
+        """Search leads, contacts, accounts and deals by name, company, email, phone, domain.
+
+        As `by` may see them (service/privacy.py); None: the operator, everything."""
         term = clean_text(query or "", field="query", max_len=200)
         if not term:
             raise InvalidInput("query", "What should I look for?", example="/crm find acme")
         with self._db.read() as session:
             docs = queries.search(session, ws, term, limit=min(limit, 20))
+            who = privacy.viewer(session, ws, by)
+            details = visible_details(
+                session,
+                who,
+                term,
+                [(RecordKind(d.kind), d.record_id, d.owner_id, d.detail) for d in docs],
+            )
             return tuple(
                 SearchHit(
                     ref=d.ref,
                     kind=RecordKind(d.kind),
                     name=d.name,
-                    detail=d.detail,
+                    detail=detail,
                     owner_id=d.owner_id,
                     updated_at=d.updated_at,
                 )
-                for d in docs
+                for d, detail in zip(docs, details, strict=True)
+                if detail is not None
             )
 
-    def show(self, ws: str, ref: str) -> CardView:
-        """A record's card: fields, last interactions, open follow-ups."""
+    def show(self, ws: str, ref: str, *, by: str | None = None) -> CardView:
+        """A record's card: fields, last interactions, open follow-ups.
+
+        As `by` may see it (private notes and restricted fields redacted); None: everything."""
         now = self._now()
         with self._db.read() as session:
+            who = privacy.viewer(session, ws, by)
             record = queries.resolve(session, ws, ref)
             column = _link_column(record)
             interactions = list(
@@ -356,28 +372,33 @@ class ActivityService(DealService):
                 )
             )
             return CardView(
-                record=present.record_view(session, record),
-                interactions=tuple(present.interaction_views(session, interactions)),
+                record=privacy.redact_record(present.record_view(session, record), who),
+                interactions=tuple(present.interaction_views(session, interactions, who)),
                 follow_ups=tuple(present.follow_up_views(session, follow_ups, now)),
             )
 
-    def history(self, ws: str, ref: str, *, limit: int = 50) -> tuple[EventView, ...]:
-        """A record's audit trail, newest first."""
+    def history(
+        self, ws: str, ref: str, *, limit: int = 50, by: str | None = None
+    ) -> tuple[EventView, ...]:
+        """A record's audit trail, newest first (restricted values hidden from `by`)."""
         with self._db.read() as session:
+            who = privacy.viewer(session, ws, by)
             parsed = parse_ref(ref)
             if parsed is not None:
                 record = queries.by_ref(session, ws, parsed, with_deleted=True)
             else:
                 record = queries.resolve(session, ws, ref)
-            events = queries.events_for(session, ws, queries.kind_of(record), record.id, limit)
+            kind = queries.kind_of(record)
+            events = queries.events_for(session, ws, kind, record.id, limit)
+            hidden = who.hidden_fields(kind, getattr(record, "owner_id", None))
             return tuple(
                 EventView(
                     at=e.at,
                     actor=e.actor,
                     action=e.action,
                     ref=e.ref,
-                    before=e.before,
-                    after=e.after,
+                    before=privacy.redact_values(e.before, hidden),
+                    after=privacy.redact_values(e.after, hidden),
                 )
                 for e in events
             )

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from crmbot.domain import (
@@ -23,7 +23,7 @@ from crmbot.domain import (
     StageSummary,
 )
 from crmbot.parsing import clean_text
-from crmbot.service import present
+from crmbot.service import present, privacy
 from crmbot.service.records import RecordService, clean_field
 from crmbot.store import queries
 from crmbot.store.models import (
@@ -239,19 +239,28 @@ class DealService(RecordService):
         action = {"won": "won", "lost": "lost"}.get(deal.status, "move")
         self._audit(session, ws, by, action, deal, before)
 
-    def pipeline(self, ws: str, *, owner_id: str | None = None) -> PipelineView:
-        """Open deals by stage: count, amount and weighted amount, per currency."""
+    def pipeline(
+        self, ws: str, *, owner_id: str | None = None, by: str | None = None
+    ) -> PipelineView:
+        """Open deals by stage: count, amount and weighted amount, per currency; amounts
+        restricted from `by` (deals they don't own) are counted but not summed."""
         with self._db.read() as session:
             pipeline = [s for s in queries.stages(session, ws) if s.kind == StageKind.OPEN.value]
             probability = func.coalesce(Deal.probability, Stage.probability)
+            mask = privacy.viewer(session, ws, by).masks_amounts
+            amount: Any = Deal.amount
+            hidden: Any = literal(0)
+            if mask is not None:
+                amount = case((Deal.owner_id == mask, Deal.amount), else_=None)
+                hidden = case((and_(Deal.amount.is_not(None), amount.is_(None)), 1), else_=0)
             stmt = (
                 select(
                     Deal.stage_id,
                     Deal.currency,
                     func.count(),
-                    func.sum(Deal.amount),
-                    func.sum(Deal.amount * probability),
-                    func.sum(case((Deal.amount.is_(None), 0), else_=1)),
+                    func.sum(amount),
+                    func.sum(amount * probability),
+                    func.sum(hidden),
                 )
                 .join(Stage, Stage.id == Deal.stage_id)
                 .where(
@@ -266,8 +275,10 @@ class DealService(RecordService):
             counts: dict[int, int] = defaultdict(int)
             amounts: dict[int, dict[str, Decimal]] = defaultdict(dict)
             weighted: dict[int, dict[str, Decimal]] = defaultdict(dict)
-            for stage_id, currency, count, total, weighted_sum, _priced in session.execute(stmt):
+            left_out = 0
+            for stage_id, currency, count, total, weighted_sum, masked in session.execute(stmt):
                 counts[stage_id] += int(count)
+                left_out += int(masked or 0)
                 if total is not None:
                     amounts[stage_id][currency] = Decimal(total).quantize(Decimal("0.01"))
                     weighted[stage_id][currency] = (Decimal(weighted_sum) / 100).quantize(
@@ -288,6 +299,7 @@ class DealService(RecordService):
                 stages=rows,
                 totals=_sum_monies(r.amounts for r in rows),
                 weighted_totals=_sum_monies(r.weighted for r in rows),
+                hidden_amounts=left_out,
             )
 
     # --- conversion ---------------------------------------------------------

@@ -23,6 +23,7 @@ from crmbot.domain import (
     RecordKind,
     RecordView,
 )
+from crmbot.service.privacy import Viewer, redact_interaction
 from crmbot.store import queries
 from crmbot.store.models import Account, Contact, Deal, FollowUp, Interaction, Lead, Stage
 from crmbot.store.queries import ref_of
@@ -153,10 +154,26 @@ class Related:
                 out.append((ref_of(kind, found.number), found.name))
         return out
 
+    def owner(self, row: Interaction | FollowUp) -> str | None:
+        """The owner of the most specific related record (deal, contact, account, lead)."""
+        for table, key in (
+            (self.deals, row.deal_id),
+            (self.contacts, row.contact_id),
+            (self.accounts, row.account_id),
+            (self.leads, row.lead_id),
+        ):
+            found = table.get(key) if key is not None else None
+            if found is not None:
+                return found.owner_id
+        return None
 
-def interaction_views(session: Session, rows: Sequence[Interaction]) -> list[InteractionView]:
+
+def interaction_views(
+    session: Session, rows: Sequence[Interaction], viewer: Viewer | None = None
+) -> list[InteractionView]:
+    """Interactions as `viewer` may read them (private ones redacted); None: everything."""
     related = Related(session, rows)
-    return [
+    views = [
         InteractionView(
             id=row.id,
             kind=InteractionKind(row.kind),
@@ -167,8 +184,15 @@ def interaction_views(session: Session, rows: Sequence[Interaction]) -> list[Int
             duration_minutes=row.duration_minutes,
             about=tuple(ref for ref, _ in related.about(row)),
             permalink=row.permalink,
+            private=bool(row.private),
         )
         for row in rows
+    ]
+    if viewer is None:
+        return views
+    return [
+        redact_interaction(view, viewer, owner_id=related.owner(row))
+        for view, row in zip(views, rows, strict=True)
     ]
 
 

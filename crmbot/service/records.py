@@ -405,23 +405,27 @@ def _task_ref(ref: str) -> Any:
     return parse_ref(ref)
 
 
-def _extra(record: Any) -> list[str | None]:
+def _extra(record: Any, hidden: frozenset[str] = frozenset()) -> list[str | None]:
+    """The text search matches besides the name (`hidden`: restricted fields left out)."""
+    email = None if "email" in hidden else getattr(record, "email", None)
+    phone = None if "phone" in hidden else getattr(record, "phone", None)
     if isinstance(record, Lead):
-        return [record.company, record.email, record.phone, record.source]
+        return [record.company, email, phone, record.source]
     if isinstance(record, Contact):
-        return [record.email, record.phone, record.title]
+        return [email, phone, record.title]
     if isinstance(record, Account):
         return [record.domain, record.industry, record.region]
     return []
 
 
-def _detail(session: Session, record: Any) -> str:
-    """A short second line for pick-lists and search results."""
+def _detail(session: Session, record: Any, hidden: frozenset[str] = frozenset()) -> str:
+    """A short second line for pick-lists and search results (`hidden`: fields left out)."""
+    email = None if "email" in hidden else getattr(record, "email", None)
     if isinstance(record, Lead):
-        parts = [record.company, record.email, record.status]
+        parts = [record.company, email, record.status]
     elif isinstance(record, Contact):
         account = session.get(Account, record.account_id) if record.account_id else None
-        parts = [record.title, account.name if account else None, record.email]
+        parts = [record.title, account.name if account else None, email]
     elif isinstance(record, Account):
         parts = [record.domain, record.industry, record.region]
     elif isinstance(record, Deal):
@@ -429,7 +433,11 @@ def _detail(session: Session, record: Any) -> str:
         from crmbot.store.models import Stage
 
         stage = session.get(Stage, record.stage_id)
-        amount = format_money(record.amount, record.currency) if record.amount is not None else None
+        amount = (
+            format_money(record.amount, record.currency)
+            if record.amount is not None and "amount" not in hidden
+            else None
+        )
         parts = [
             stage.name if stage else None,
             amount,

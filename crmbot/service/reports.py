@@ -54,6 +54,7 @@ from crmbot.reporting import (
     StaleDeal,
     WinRate,
 )
+from crmbot.service import privacy
 from crmbot.service.scoring import ScoringService
 from crmbot.service.segments import SegmentService
 from crmbot.service.undo import UndoService
@@ -79,8 +80,18 @@ PERIOD_DAYS = {"week": 7, "month": 30, "quarter": 91}
 Cents = dict[str, int]  # currency -> integer cents
 
 
-def _cents() -> ColumnElement[int]:
-    return cast(func.round(Deal.amount * 100), BigInteger)
+def _cents(mask: str | None = None) -> ColumnElement[int]:
+    """A deal's amount in integer cents; with `mask` (a rep's id, when amounts are restricted)
+    only the amounts of that rep's own deals, others count as no amount."""
+    cents = cast(func.round(Deal.amount * 100), BigInteger)
+    return cents if mask is None else case((Deal.owner_id == mask, cents), else_=None)
+
+
+def _masked(mask: str | None) -> ColumnElement[bool] | None:
+    """Deals with an amount that `mask` may not see (None when nothing is masked)."""
+    if mask is None:
+        return None
+    return and_(Deal.amount.is_not(None), or_(Deal.owner_id.is_(None), Deal.owner_id != mask))
 
 
 def _monies(cents: Cents, scale: int = 100) -> tuple[Money, ...]:
@@ -109,18 +120,28 @@ class ReportService(ScoringService, SegmentService, UndoService):
     # --- pipeline -----------------------------------------------------------------
 
     def pipeline_report(
-        self, ws: str, *, owner_id: str | None = None, team: bool = False, tz: str = "UTC"
+        self,
+        ws: str,
+        *,
+        owner_id: str | None = None,
+        team: bool = False,
+        tz: str = "UTC",
+        by: str | None = None,
     ) -> PipelineReport:
         """Open deals by stage (count, amount, weighted), forecast by close month for this
-        quarter and the next, 90-day win rate, average days per stage and stale deals."""
+        quarter and the next, 90-day win rate, average days per stage and stale deals.
+
+        When amounts are restricted and `by` is a rep, sums hold only their own deals' amounts
+        and `hidden_amounts` counts the rest (service/privacy.py); None: the operator."""
         now = self._now()
         today = now.astimezone(ZoneInfo(tz)).date()
         with self._db.read() as session:
+            mask = privacy.viewer(session, ws, by).masks_amounts
             stages = [s for s in queries.stages(session, ws) if s.kind == StageKind.OPEN.value]
             mine = self._open_deals(ws, owner_id)
-            by_stage, owners = self._stage_sums(session, ws, stages, mine, team=team)
+            by_stage, owners = self._stage_sums(session, ws, stages, mine, team=team, mask=mask)
             timings = self._stage_timings(session, ws, owner_id, now)
-            stale_counts, stale = self._stale(session, ws, stages, mine, now)
+            stale_counts, stale = self._stale(session, ws, stages, mine, now, mask=mask)
             rows = tuple(
                 StageRow(
                     stage=s.name,
@@ -142,7 +163,13 @@ class ReportService(ScoringService, SegmentService, UndoService):
                     _add(totals, currency, value)
                 for currency, value in by_stage[s.id][2].items():
                     _add(weighted, currency, value)
-            forecast, undated, slipped = self._forecast(session, stages, mine, today)
+            forecast, undated, slipped = self._forecast(session, stages, mine, today, mask)
+            masked = _masked(mask)
+            hidden = (
+                session.scalar(select(func.count()).select_from(Deal).where(*mine, masked))
+                if masked is not None
+                else 0
+            )
             return PipelineReport(
                 owner_id=owner_id,
                 team=team,
@@ -154,10 +181,11 @@ class ReportService(ScoringService, SegmentService, UndoService):
                 forecast=forecast,
                 undated=undated,
                 slipped=slipped,
-                win_rate=self._win_rate(session, ws, owner_id, now),
+                win_rate=self._win_rate(session, ws, owner_id, now, mask),
                 stale=stale,
                 stale_count=sum(stale_counts.values()),
                 owners=owners,
+                hidden_amounts=int(hidden or 0),
             )
 
     @staticmethod
@@ -179,6 +207,7 @@ class ReportService(ScoringService, SegmentService, UndoService):
         where: list[ColumnElement[bool]],
         *,
         team: bool,
+        mask: str | None = None,
     ) -> tuple[dict[int, tuple[int, Cents, Cents]], tuple[OwnerRow, ...]]:
         """Per stage: count, cents and weighted cents (cents x percent) per currency."""
         default = {s.id: s.probability for s in stages}
@@ -188,7 +217,7 @@ class ReportService(ScoringService, SegmentService, UndoService):
         if team:
             keys.append(Deal.owner_id)
         stmt = (
-            select(*keys, func.count(), func.sum(_cents()))
+            select(*keys, func.count(), func.sum(_cents(mask)))
             .where(*where, Deal.stage_id.in_(default))
             .group_by(*keys)
         )
@@ -237,6 +266,7 @@ class ReportService(ScoringService, SegmentService, UndoService):
         stages: list[Stage],
         where: list[ColumnElement[bool]],
         today: date,
+        mask: str | None = None,
     ) -> tuple[tuple[ForecastMonth, ...], int, int]:
         """Weighted and unweighted amounts by expected close month, this quarter and next."""
         default = {s.id: s.probability for s in stages}
@@ -245,7 +275,7 @@ class ReportService(ScoringService, SegmentService, UndoService):
         end = add_months(first, 6)
         keys = (Deal.close_date, Deal.currency, Deal.stage_id, Deal.probability)
         stmt = (
-            select(*keys, func.count(), func.sum(_cents()))
+            select(*keys, func.count(), func.sum(_cents(mask)))
             .where(*where, Deal.close_date >= first, Deal.close_date < end)
             .group_by(*keys)
         )
@@ -271,9 +301,16 @@ class ReportService(ScoringService, SegmentService, UndoService):
         )
         return forecast, int(undated), int(slipped)
 
-    def _win_rate(self, session: Session, ws: str, owner_id: str | None, now: datetime) -> WinRate:
+    def _win_rate(
+        self,
+        session: Session,
+        ws: str,
+        owner_id: str | None,
+        now: datetime,
+        mask: str | None = None,
+    ) -> WinRate:
         stmt = (
-            select(Deal.status, Deal.currency, func.count(), func.sum(_cents()))
+            select(Deal.status, Deal.currency, func.count(), func.sum(_cents(mask)))
             .where(
                 Deal.workspace_id == ws,
                 Deal.status.in_([DealStatus.WON.value, DealStatus.LOST.value]),
@@ -335,6 +372,8 @@ class ReportService(ScoringService, SegmentService, UndoService):
         stages: list[Stage],
         where: list[ColumnElement[bool]],
         now: datetime,
+        *,
+        mask: str | None = None,
     ) -> tuple[dict[int, int], tuple[StaleDeal, ...]]:
         """Open deals with no interaction for longer than their stage's rotting days,
         counted from the later of their last interaction and entering the stage.
@@ -404,7 +443,11 @@ class ReportService(ScoringService, SegmentService, UndoService):
                 name=row.name,
                 stage=rotting[row.stage_id].name,
                 owner_id=row.owner_id,
-                amount=Money(row.amount, row.currency) if row.amount is not None else None,
+                amount=(
+                    Money(row.amount, row.currency)
+                    if row.amount is not None and (mask is None or row.owner_id == mask)
+                    else None
+                ),
                 idle_days=(now - row.idle_since).days,
                 rotting_days=rotting[row.stage_id].rotting_days,
             )
@@ -415,10 +458,17 @@ class ReportService(ScoringService, SegmentService, UndoService):
     # --- period report --------------------------------------------------------------
 
     def activity_report(
-        self, ws: str, period: str = "week", *, owner_id: str | None = None
+        self,
+        ws: str,
+        period: str = "week",
+        *,
+        owner_id: str | None = None,
+        by: str | None = None,
     ) -> ActivityReport:
         """Interactions per rep and kind, leads created/qualified/converted, deals won and
-        lost with reasons, overdue follow-ups: the last 7/30/91 days against the ones before."""
+        lost with reasons, overdue follow-ups: the last 7/30/91 days against the ones before.
+
+        Won amounts restricted from `by` are left out and counted in `hidden_amounts`."""
         if period not in PERIOD_DAYS:
             raise InvalidInput("period", "Pick a period.", example="week, month or quarter")
         end = self._now()
@@ -429,8 +479,9 @@ class ReportService(ScoringService, SegmentService, UndoService):
             created, qualified, converted = self._lead_flow(
                 session, ws, owner_id, previous, start, end
             )
-            closed, won_cents, per_rep_closed = self._closed(
-                session, ws, owner_id, previous, start, end
+            mask = privacy.viewer(session, ws, by).masks_amounts
+            closed, won_cents, per_rep_closed, hidden = self._closed(
+                session, ws, owner_id, previous, start, end, mask
             )
             overdue = self._overdue(session, ws, owner_id, end)
             reasons = self._lost_reasons(session, ws, owner_id, start, end)
@@ -482,6 +533,7 @@ class ReportService(ScoringService, SegmentService, UndoService):
                 lost_reasons=reasons,
                 overdue=sum(overdue.values()),
                 model=self._model_info(session, ws),
+                hidden_amounts=hidden,
             )
 
     @staticmethod
@@ -586,12 +638,14 @@ class ReportService(ScoringService, SegmentService, UndoService):
         previous: datetime,
         start: datetime,
         end: datetime,
-    ) -> tuple[dict[str, Counted], tuple[Cents, Cents], dict[str, dict[str, int]]]:
-        """Deals won and lost (count, and won cents per currency), per period and owner."""
+        mask: str | None = None,
+    ) -> tuple[dict[str, Counted], tuple[Cents, Cents], dict[str, dict[str, int]], int]:
+        """Deals won and lost (count, and won cents per currency), per period and owner;
+        with `mask`, other owners' won amounts are left out and counted (this period's)."""
         bucket = self._bucket(Deal.closed_at, start).label("bucket")
         keys = (bucket, Deal.status, Deal.currency, Deal.owner_id)
         stmt = (
-            select(*keys, func.count(), func.sum(_cents()))
+            select(*keys, func.count(), func.sum(_cents()), func.count(Deal.amount))
             .where(
                 Deal.workspace_id == ws,
                 Deal.status.in_([DealStatus.WON.value, DealStatus.LOST.value]),
@@ -606,14 +660,17 @@ class ReportService(ScoringService, SegmentService, UndoService):
         counts = {DealStatus.WON.value: [0, 0], DealStatus.LOST.value: [0, 0]}
         won: tuple[Cents, Cents] = ({}, {})
         per_rep: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for current, status, currency, owner, count, cents in session.execute(stmt):
+        hidden = 0
+        for current, status, currency, owner, count, cents, priced in session.execute(stmt):
             counts[status][int(current)] += int(count)
-            if status == DealStatus.WON.value:
+            if status == DealStatus.WON.value and mask is not None and owner != mask:
+                hidden += int(priced) if current else 0
+            elif status == DealStatus.WON.value:
                 _add(won[int(current)], currency, cents)
             if current and owner:
                 per_rep[owner][status] += int(count)
         closed = {status: Counted(now=v[1], before=v[0]) for status, v in counts.items()}
-        return closed, won, per_rep
+        return closed, won, per_rep, hidden
 
     @staticmethod
     def _overdue(session: Session, ws: str, owner_id: str | None, now: datetime) -> dict[str, int]:

@@ -22,11 +22,15 @@ from crmbot.domain import (
     DealStatus,
     InvalidInput,
     LeadStatus,
+    PermissionDenied,
     RecordKind,
 )
 from crmbot.parsing import clean_text, fold
 from crmbot.reporting import FindResult, FoundRecord, SegmentView
+from crmbot.service import privacy
 from crmbot.service.activity import ActivityService
+from crmbot.service.privacy import Viewer
+from crmbot.service.private_search import visible_details
 from crmbot.store import queries
 from crmbot.store.models import Account, Contact, Deal, Lead, SearchDoc, Segment
 
@@ -130,7 +134,13 @@ class SegmentService(ActivityService):
             ).name
         with self._db.read() as session:
             criteria = self._criteria(session, ws, rest, filters, owner_id)
-            hits, more = self._run(session, ws, criteria, limit)
+            who = privacy.viewer(session, ws, by)
+            if criteria.sort == "amount" and who.masks_amounts is not None:
+                raise PermissionDenied(
+                    "Deal amounts are visible to managers and admins only in this workspace, "
+                    "so only they can sort by amount."
+                )
+            hits, more = self._run(session, ws, criteria, limit, who)
         return FindResult(
             query=SegmentView("", rest, tuple(filters), owner_id, by).query,
             owner_id=owner_id,
@@ -292,7 +302,7 @@ class SegmentService(ActivityService):
     # --- the query --------------------------------------------------------------------
 
     def _run(
-        self, session: Session, ws: str, c: Criteria, limit: int
+        self, session: Session, ws: str, c: Criteria, limit: int, who: Viewer = privacy.OPERATOR
     ) -> tuple[tuple[FoundRecord, ...], bool]:
         rows: list[tuple[Any, RecordKind, Any]] = []
         for kind in sorted(c.kinds, key=lambda k: k.value):
@@ -315,16 +325,23 @@ class SegmentService(ActivityService):
                 )
             ):
                 details[(kind.value, record_id)] = detail
+        shown = visible_details(
+            session,
+            who,
+            c.text,
+            [(k, r.id, r.owner_id, details.get((k.value, r.id), "")) for _, k, r in rows],
+        )
         hits = tuple(
             FoundRecord(
                 ref=queries.ref_of(kind, row.number),
                 kind=kind,
                 name=row.name,
-                detail=details.get((kind.value, row.id), ""),
+                detail=detail,
                 owner_id=row.owner_id,
                 score=row.score if kind is RecordKind.LEAD else None,
             )
-            for _, kind, row in rows
+            for (_, kind, row), detail in zip(rows, shown, strict=True)
+            if detail is not None
         )
         return hits, more
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from crmbot.domain import Conflict, CrmError, FollowUpStatus, RecordKind, RecordNotFound
 from crmbot.parsing import parse_ref
 from crmbot.reporting import FieldChange, HistoryEntry, RecordHistory, Undone
+from crmbot.service import privacy
 from crmbot.service.activity import ActivityService
 from crmbot.store import queries
 from crmbot.store.models import Base, Deal, Event, Rep, Stage, StageHistory, UtcDateTime
@@ -72,9 +73,13 @@ class NothingToUndo(CrmError):
 
 
 class UndoService(ActivityService):
-    def record_history(self, ws: str, ref: str, *, limit: int = 40) -> RecordHistory:
-        """A record's audit trail, newest first, with stage names, references and dates."""
+    def record_history(
+        self, ws: str, ref: str, *, limit: int = 40, by: str | None = None
+    ) -> RecordHistory:
+        """A record's audit trail, newest first, with stage names, references and dates;
+        values of fields restricted from `by` read "hidden" (None: the operator sees all)."""
         with self._db.read() as session:
+            who = privacy.viewer(session, ws, by)
             parsed = parse_ref(ref)
             if parsed is not None:
                 record = queries.by_ref(session, ws, parsed, with_deleted=True)
@@ -83,6 +88,7 @@ class UndoService(ActivityService):
             kind = queries.kind_of(record)
             events = queries.events_for(session, ws, kind, record.id, limit)
             names = _Names(session, ws)
+            hidden = who.hidden_fields(kind, getattr(record, "owner_id", None))
             by_id = {e.id: e.action for e in events}
             entries = []
             for event in events:
@@ -92,7 +98,10 @@ class UndoService(ActivityService):
                         at=event.at,
                         actor=event.actor,
                         action=event.action,
-                        changes=names.changes(event.before, event.after),
+                        changes=names.changes(
+                            privacy.redact_values(event.before, hidden),
+                            privacy.redact_values(event.after, hidden),
+                        ),
                         undoes=by_id.get(undoes, "change") if undoes is not None else None,
                     )
                 )
