@@ -27,6 +27,7 @@ from crmbot.parsing import clean_text, parse_ref
 from crmbot.service import present
 from crmbot.service.deals import DealService
 from crmbot.store import queries
+from crmbot.store.import_events import events_for_record
 from crmbot.store.models import Account, Contact, Deal, FollowUp, Interaction, Lead, Rep
 
 SUMMARY_MAX = 3000
@@ -368,7 +369,8 @@ class ActivityService(DealService):
                 record = queries.by_ref(session, ws, parsed, with_deleted=True)
             else:
                 record = queries.resolve(session, ws, ref)
-            events = queries.events_for(session, ws, queries.kind_of(record), record.id, limit)
+            kind = queries.kind_of(record)
+            events = events_for_record(session, ws, kind, record.id, limit)
             return tuple(
                 EventView(
                     at=e.at,

@@ -20,6 +20,7 @@ from crmbot.parsing import parse_ref
 from crmbot.reporting import FieldChange, HistoryEntry, RecordHistory, Undone
 from crmbot.service.activity import ActivityService
 from crmbot.store import queries
+from crmbot.store.import_events import events_for_record
 from crmbot.store.models import Base, Deal, Event, Rep, Stage, StageHistory, UtcDateTime
 
 UNDO_WINDOW = timedelta(minutes=15)
@@ -81,7 +82,7 @@ class UndoService(ActivityService):
             else:
                 record = queries.resolve(session, ws, ref)
             kind = queries.kind_of(record)
-            events = queries.events_for(session, ws, kind, record.id, limit)
+            events = events_for_record(session, ws, kind, record.id, limit)
             names = _Names(session, ws)
             by_id = {e.id: e.action for e in events}
             entries = []
