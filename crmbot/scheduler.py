@@ -50,6 +50,7 @@ from crmbot.handlers.delivery import (
     ShortRateLimitRetry,
     post,
 )
+from crmbot.handlers.intake import retry_intake_posts
 from crmbot.handlers.render import Reply
 from crmbot.nightly import schedule_score_training
 from crmbot.service import CrmService
@@ -187,8 +188,18 @@ class Sweeper:
         report = SweepReport()
         self.reminders(report)
         self.mornings(report)
+        self.intake_posts(report)
         self.crm.prune_notifications()
         return report
+
+    def intake_posts(self, report: SweepReport) -> None:
+        """Web-lead notices and owner DMs whose first post failed or was never made."""
+
+        def client_for(ws: str) -> WebClient | None:
+            token = self._token(ws, None)
+            return self.client(token) if token else None
+
+        retry_intake_posts(self.crm, client_for, lease=self.lease, pacer=self.pacer, say=report.say)
 
     # --- reminders ----------------------------------------------------------------
 

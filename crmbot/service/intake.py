@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from crmbot.domain import (
 )
 from crmbot.parsing import clean_text
 from crmbot.service import present
-from crmbot.service.assignment import TEAM_POOL, AssignmentService, Choice
+from crmbot.service.assignment import TEAM_POOL, Choice
 from crmbot.service.duplicates import records_with_email
 from crmbot.service.intake_form import (
     IdempotencyKeyReused,
@@ -40,6 +40,7 @@ from crmbot.service.intake_form import (
     check_idempotency_key,
     read_intake,
 )
+from crmbot.service.intake_posts import IntakePost, IntakePostService, posts_of
 from crmbot.store import queries
 from crmbot.store.models import (
     FollowUp,
@@ -74,6 +75,7 @@ class IntakeOutcome:
     message: str = ""
     channel_id: str | None = None
     facts: dict[str, str] = field(default_factory=dict)
+    posts: tuple[IntakePost, ...] = ()  # the Slack posts queued for it (service/intake_posts)
 
     @property
     def created(self) -> bool:
@@ -93,7 +95,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class IntakeService(AssignmentService):
+class IntakeService(IntakePostService):
     # --- the intake itself ----------------------------------------------------
 
     def intake_lead(
@@ -149,7 +151,7 @@ class IntakeService(AssignmentService):
                         created_at=self._now(),
                     )
                 )
-            return IntakeOutcome(
+            outcome = IntakeOutcome(
                 status,
                 answer,
                 lead=lead_view,
@@ -159,6 +161,22 @@ class IntakeService(AssignmentService):
                 channel_id=workspace.intake_channel or workspace.reminder_channel,
                 facts=form.facts(),
             )
+            # Telling Slack, durably: the posts are queued in this same transaction.
+            queued = self._queue_posts(
+                session,
+                ws,
+                lead,
+                task,
+                channel_id=outcome.channel_id,
+                detail={
+                    "status": status,
+                    "answer": answer,
+                    "rule": outcome.rule,
+                    "message": outcome.message,
+                    "facts": outcome.facts,
+                },
+            )
+            return replace(outcome, posts=posts_of(outcome, queued, ws))
 
     def _lead_from_form(self, session: Session, ws: str, form: IntakeForm) -> tuple[Lead, Choice]:
         choice = self._choose_owner(session, ws, form.facts())
