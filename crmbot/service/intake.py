@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +42,7 @@ from crmbot.service.intake_form import (
 )
 from crmbot.service.intake_posts import IntakePost, IntakePostService, posts_of
 from crmbot.store import queries
+from crmbot.store.intake_queries import expire_idempotency_keys
 from crmbot.store.models import (
     FollowUp,
     IntakeRequest,
@@ -55,6 +56,10 @@ from crmbot.workhours import MAX_MINUTES, WorkingHours, add_working_minutes
 
 INTAKE_ACTOR = "web-form"  # the actor of events and interactions the intake writes
 DEFAULT_SLA_MINUTES = 60
+# How long an Idempotency-Key replays its first answer. Form relays retry for minutes, some
+# queues for days (a weekend); a week covers them and keeps the table small.
+KEY_TTL = timedelta(days=7)
+KEY_EXPIRY_BATCH = 1000  # keys deleted per transaction by the sweep
 TOKEN_PREFIX = "crmi_"
 
 
@@ -110,6 +115,10 @@ class IntakeService(IntakePostService):
             self._lock_pool(session, ws, TEAM_POOL)
             if key is not None:
                 done = session.get(IntakeRequest, (ws, key))
+                if done is not None and done.created_at < self._now() - KEY_TTL:
+                    session.delete(done)  # expired (not swept yet): the key is new again
+                    session.flush()
+                    done = None
                 if done is not None:
                     if done.fingerprint != form.fingerprint:
                         raise IdempotencyKeyReused()
@@ -177,6 +186,18 @@ class IntakeService(IntakePostService):
                 },
             )
             return replace(outcome, posts=posts_of(outcome, queued, ws))
+
+    def expire_intake_keys(self, *, batches: int = 5, limit: int = KEY_EXPIRY_BATCH) -> int:
+        """Delete Idempotency-Keys older than KEY_TTL: at most `batches` short transactions of
+        `limit` keys each (the sweep calls this; a backlog goes over several sweeps)."""
+        gone = 0
+        for _ in range(batches):
+            with self._db.write() as session:
+                done = expire_idempotency_keys(session, before=self._now() - KEY_TTL, limit=limit)
+            gone += done
+            if done < limit:
+                break
+        return gone
 
     def _lead_from_form(self, session: Session, ws: str, form: IntakeForm) -> tuple[Lead, Choice]:
         choice = self._choose_owner(session, ws, form.facts())

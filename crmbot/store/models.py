@@ -425,9 +425,11 @@ class IntakeToken(Base):
 
 
 class IntakeRequest(Base):
-    """An intake's Idempotency-Key and the first answer given for it (replayed on retries)."""
+    """An intake's Idempotency-Key and the first answer given for it (replayed on retries,
+    for 7 days: then the sweep deletes it)."""
 
     __tablename__ = "intake_request"
+    __table_args__ = (Index("ix_intake_request_created", "created_at"),)
 
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
