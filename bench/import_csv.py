@@ -156,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(result))
     verdict = "meets" if result["rows_per_s"] >= TARGET else "MISSES"
+    target = (
+        f"Target {TARGET:,} rows/s: {verdict} it."
+        if sqlite
+        else f"(The {TARGET:,} rows/s target is SQLite's.)"
+    )
     cores = os.cpu_count()
     section = (
         f"\n## bench.import_csv, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
@@ -171,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{round(args.rows / again_cpu):,} | {line_again} |\n\n"
         f"Stored: {stored['contacts']:,} contacts, {stored['accounts']:,} accounts, "
         f"{stored['search_docs']:,} search documents; database {size_mb:.0f} MB. "
-        f"Target {TARGET:,} rows/s: {verdict} it.\n"
+        f"{target}\n"
     )
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n")
