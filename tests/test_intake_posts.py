@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
+from slack_sdk import WebClient
 from sqlalchemy import select
 
 from crmbot.config import Settings
 from crmbot.handlers.delivery import Pacer
+from crmbot.handlers.intake import retry_intake_posts
 from crmbot.scheduler import Sweeper
 from crmbot.store.db import Database
 from crmbot.store.intake_queries import INTAKE_KIND
@@ -152,3 +155,23 @@ def test_a_channel_that_refuses_the_bot_is_not_retried(
     clock.advance(hours=3)
     sweeper(team).sweep()
     assert delivered(team, "C1") == []
+
+
+def test_posts_a_sweep_has_no_time_for_are_handed_back_uncounted(
+    team: SlackSim, db: Database, clock: Clock
+) -> None:
+    team.crm.intake_lead("T1", ANA)  # queued; its process "died" before posting
+    clock.advance(minutes=6)
+    lines: list[str] = []
+    client = WebClient(token=TOKEN, base_url=team.fake.url)
+    # A lease with no time in it: nothing may start, everything goes back untouched.
+    sent = retry_intake_posts(
+        team.crm, lambda ws: client, lease=timedelta(0), pacer=Pacer(0), say=lines.append
+    )
+    assert (sent, lines) == (0, [])
+    rows = posts(db)
+    assert [(r.status, r.attempts, r.claim_token) for r in rows] == [("pending", 0, None)] * 2
+    clock.advance(seconds=1)  # free from "now": the next sweep takes them
+    sweeper(team).sweep()
+    assert [r.status for r in posts(db)] == ["sent", "sent"]
+    assert len(delivered(team, "C1")) == 1

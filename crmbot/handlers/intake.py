@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -42,6 +43,7 @@ from crmbot.handlers import modal_views as views
 from crmbot.handlers import render
 from crmbot.handlers.context import Actor
 from crmbot.handlers.delivery import AUTH_GONE, Pacer, Posted, ShortRateLimitRetry, post
+from crmbot.handlers.delivery import _retry_after as retry_after_of
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import guarded
 from crmbot.handlers.forms import read_metadata
@@ -49,7 +51,7 @@ from crmbot.handlers.ids import Action
 from crmbot.intake_http import IntakeEndpoint
 from crmbot.service import CrmService
 from crmbot.service.intake import IntakeOutcome, IntakeSettings
-from crmbot.service.intake_posts import CHANNEL, OWNER, IntakePost
+from crmbot.service.intake_posts import CHANNEL, OWNER, POST_LEASE, IntakePost
 
 log = logging.getLogger(__name__)
 MESSAGE_SHOWN = 500  # characters of the form's message shown in Slack
@@ -146,20 +148,27 @@ class IntakeNotifier:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crmbot-intake")
 
     def __call__(self, ws: str, outcome: IntakeOutcome) -> Future[None]:
-        return self._pool.submit(self._announce, ws, outcome)
+        return self._pool.submit(self._announce, ws, outcome, time.monotonic())
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def _announce(self, ws: str, outcome: IntakeOutcome) -> None:
+    def _announce(self, ws: str, outcome: IntakeOutcome, queued_at: float) -> None:
         if not outcome.posts:
             return
+        # The rows are leased to this process for POST_LEASE from the intake's commit. Posts
+        # that waited in this pool for half of that are left to a sweep (after the lease), so
+        # the two can never both post one.
+        deadline = queued_at + POST_LEASE.total_seconds() / 2
         try:
             client = self._client_for(ws)
         except Exception:  # the posts stay queued: a sweep retries them
             log.exception("intake %s: no Slack client for %s", outcome.answer, ws)
             return
         for item in outcome.posts:
+            if time.monotonic() > deadline:
+                log.warning("intake post %s: queued too long here, left to the sweep", item.id)
+                continue
             try:
                 if client is None:
                     self._crm.intake_post_failed(item, error="no_token", retry_after=NO_TOKEN_WAIT)
@@ -190,12 +199,7 @@ def deliver(crm: CrmService, client: WebClient, item: IntakePost, *, pacer: Pace
 def _refused(error: SlackApiError) -> Posted:
     status = error.response.status_code
     code = "ratelimited" if status == 429 else str(error.response.get("error") or status)
-    retry_after = error.response.headers.get("Retry-After") if error.response.headers else None
-    try:
-        wait = float(retry_after) if retry_after is not None else None
-    except (TypeError, ValueError):
-        wait = None
-    return Posted(False, error=code, retry_after=wait)
+    return Posted(False, error=code, retry_after=retry_after_of(error.response.headers))
 
 
 def _record(crm: CrmService, item: IntakePost, posted: Posted, what: str) -> str:
@@ -226,7 +230,11 @@ def retry_intake_posts(
 ) -> int:
     """The sweep's part: post the intake messages that are due again; how many went out."""
     sent = 0
+    deadline = time.monotonic() + lease.total_seconds() / 2  # posts start well inside the lease
     for item in crm.claim_intake_posts(lease=lease):
+        if time.monotonic() > deadline:
+            crm.intake_post_handed_back(item)
+            continue
         try:
             client = client_for(item.workspace_id)
             if client is None:

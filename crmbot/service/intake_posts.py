@@ -159,6 +159,13 @@ class IntakePostService(AssignmentService):
             iq.retry_post(session, post.id, post.token, error=error, retry_at=retry_at)
         return retry_at
 
+    def intake_post_handed_back(self, post: IntakePost) -> None:
+        """Not tried (time ran out): free at once for the next sweep, no attempt counted."""
+        with self._db.write() as session:
+            iq.retry_post(
+                session, post.id, post.token, error="", retry_at=self._now(), counted=False
+            )
+
     def intake_post_dropped(self, post: IntakePost, *, error: str) -> None:
         """Slack won't ever take it (channel or person gone): stop trying."""
         with self._db.write() as session:

@@ -99,9 +99,19 @@ def finish_post(
 
 
 def retry_post(
-    session: Session, post_id: int, token: str, *, error: str, retry_at: datetime
+    session: Session,
+    post_id: int,
+    token: str,
+    *,
+    error: str,
+    retry_at: datetime,
+    counted: bool = True,
 ) -> bool:
-    """Give a leased post back for a retry from `retry_at`, the failure counted."""
+    """Give a leased post back for a retry from `retry_at`, the failure counted (unless
+    `counted` is False: it was not tried)."""
+    values: dict[str, Any] = {"claim_token": None, "claimed_until": retry_at}
+    if counted:
+        values.update(attempts=Notification.attempts + 1, error=error[:200])
     done = session.execute(
         update(Notification)
         .where(
@@ -109,12 +119,7 @@ def retry_post(
             Notification.status == _PENDING,
             Notification.claim_token == token,
         )
-        .values(
-            claim_token=None,
-            claimed_until=retry_at,
-            attempts=Notification.attempts + 1,
-            error=error[:200],
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(done, "rowcount", 0))
