@@ -383,12 +383,15 @@ class DealService(RecordService):
             lead.updated_at = self._now()
             self._index(session, lead)
             self._audit(session, ws, by, "convert", lead, before)
+            contact_account = account  # a merged contact may keep another account
+            if contact.account_id != (account.id if account else None):
+                contact_account = session.get(Account, contact.account_id)
             deal_view: DealView | None = None
             if deal is not None:
                 deal_view = self._deal_view(session, deal)
             return ConversionView(
                 lead=present.lead_view(lead, session),
-                contact=present.contact_view(contact, account),
+                contact=present.contact_view(contact, contact_account),
                 account=present.account_view(account) if account else None,
                 deal=deal_view,
                 account_created=account_created,
