@@ -85,3 +85,18 @@ def test_a_tampered_question_changes_nothing(slack: SlackSim) -> None:
     _, response_url, _ = slack.click(Action.CONVERT_MERGE.value, '{"lead": 5}')
     assert "out of date" in json.dumps(slack.wait_reply(response_url).args)
     assert slack.crm.show("T1", "L-1").record.status.value == "new"  # type: ignore[union-attr]
+
+
+def test_merge_with_another_account_named_keeps_the_contacts_own(slack: SlackSim) -> None:
+    crm = slack.crm
+    crm.create_contact("T1", by="UBOB", name="Ana Lima", email="ana@acme.com", account="Acme Corp")
+    crm.create_lead("T1", by="UBOB", name="Ana Lima", email="ana@acme.com")
+    result = crm.convert_lead(
+        "T1", "L-1", by="UBOB", account_name="Globex", deal_name="Globex pilot", into_contact="C-1"
+    )
+    assert result.contact.ref == "C-1"
+    assert result.contact.account_name == "Acme Corp"  # the contact's own account stays
+    assert result.account is not None
+    assert result.account.name == "Globex"  # the deal's
+    assert crm.show("T1", "D-1").record.account_name == "Globex"  # type: ignore[union-attr]
+    assert [h.ref for h in crm.find("T1", "Ana Lima")].count("C-2") == 0
