@@ -190,6 +190,7 @@ class Sweeper:
         self.mornings(report)
         self.intake_posts(report)
         self.crm.prune_notifications()
+        self.crm.prune_request_keys()  # retries and double submits: expired keys
         self.crm.expire_intake_keys()  # bounded: a few short deletes of week-old keys
         return report
 

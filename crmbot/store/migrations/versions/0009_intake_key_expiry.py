@@ -1,7 +1,7 @@
 """intake: an index on intake_request.created_at, so expired Idempotency-Keys are found cheaply
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0006 (re-chained after main's 0013 -> 0006 when main was merged in)
 Create Date: 2026-11-23 07:20:00.000000
 
 Intake Idempotency-Keys expire after 7 days (service/intake.py `KEY_TTL`); the reminder sweep
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
