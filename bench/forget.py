@@ -32,13 +32,19 @@ def run(contacts: int) -> dict[str, object]:
         db = Database(f"sqlite:///{copy}")
         crm = CrmService(db)
         ws, by = datagen.WORKSPACES[0], datagen.rep_id(datagen.WORKSPACES[0], 0)
-        lead = crm.create_lead(ws, by=by, name="Zoë Quixotewell", email=EMAIL, phone="+1 415 555 0199")
+        lead = crm.create_lead(
+            ws, by=by, name="Zoë Quixotewell", email=EMAIL, phone="+1 415 555 0199"
+        )
         for n in range(20):
-            crm.log_interaction(ws, by=by, kind="call", about=lead.ref, summary=f"call {n} with Zoë")
+            crm.log_interaction(
+                ws, by=by, kind="call", about=lead.ref, summary=f"call {n} with Zoë"
+            )
         crm.create_follow_up(ws, by=by, about=lead.ref, when="tomorrow 9am", title="Call Zoë")
         done = crm.convert_lead(ws, lead.ref, by=by, deal_name="Zoë pilot", amount=Decimal(5000))
         assert done.deal is not None
-        crm.log_interaction(ws, by=by, kind="note", about=done.deal.ref, summary="Zoë Quixotewell ok")
+        crm.log_interaction(
+            ws, by=by, kind="note", about=done.deal.ref, summary="Zoë Quixotewell ok"
+        )
         started = time.perf_counter()
         dry = crm.forget(EMAIL, by="bench", team=ws, dry_run=True)
         assert dry.rows > 0

@@ -49,7 +49,7 @@ from crmbot.store.models import (
 
 __all__ = ["CsvProblem", "ImportSummary", "Importer", "import_csv", "terminal_progress"]
 
-BATCH = 5000  # rows per transaction: about half a second of SQLite's write lock
+BATCH = 10_000  # rows per transaction: about half a second of SQLite's write lock
 
 
 class Importer(RowCleaning, RecordWriting):
@@ -88,10 +88,12 @@ class Importer(RowCleaning, RecordWriting):
         self.taken: set[int] = set()  # reference numbers in use before the import
         self._stage_ids: dict[int, int] = {}  # placeholder -> real, once the workspace exists
         self.rejects: list[tuple[int, list[str], str]] = []
+        self.source = ""
 
     # --- entry point -------------------------------------------------------------------
 
     def run(self, path: Path, *, encoding: str | None = None) -> ImportSummary:
+        self.source = path.name
         header, rows = read_rows(decode(path, encoding))
         columns = map_headers(self.kind, header)
         self._check_columns(header, columns)

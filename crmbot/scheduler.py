@@ -49,6 +49,7 @@ from crmbot.handlers.delivery import (
     ShortRateLimitRetry,
     post,
 )
+from crmbot.handlers.intake import retry_intake_posts
 from crmbot.handlers.render import Reply
 from crmbot.installations import SealedInstallationStore, installation_store
 from crmbot.nightly import schedule_score_training
@@ -184,9 +185,20 @@ class Sweeper:
         report = SweepReport()
         self.reminders(report)
         self.mornings(report)
+        self.intake_posts(report)
         self.crm.prune_notifications()
         self.crm.prune_request_keys()  # retries and double submits: expired keys
+        self.crm.expire_intake_keys()  # bounded: a few short deletes of week-old keys
         return report
+
+    def intake_posts(self, report: SweepReport) -> None:
+        """Web-lead notices and owner DMs whose first post failed or was never made."""
+
+        def client_for(ws: str) -> WebClient | None:
+            token = self._token(ws, None)
+            return self.client(token) if token else None
+
+        retry_intake_posts(self.crm, client_for, lease=self.lease, pacer=self.pacer, say=report.say)
 
     # --- reminders ----------------------------------------------------------------
 

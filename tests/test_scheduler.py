@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from sqlalchemy import select
 
 from crmbot import cli
 from crmbot.config import Settings
@@ -22,6 +23,7 @@ from crmbot.handlers.ids import Action
 from crmbot.scheduler import Sweeper, SweepReport, Tokens, schedule, start_in_background
 from crmbot.service import CrmService
 from crmbot.store.db import Database
+from crmbot.store.models import Notification
 from tests.conftest import Clock
 from tests.fakeslack import Call, FakeSlack, Fault
 from tests.slackapp import TOKEN, SlackSim, build_fake
@@ -161,6 +163,21 @@ def test_without_a_reminder_channel_each_owner_gets_their_reminders_by_dm(
     ada = [shown(m) for m in fake.dms_to("UADMIN")]
     assert any("T-2" in m for m in ada)  # her reminder
     assert any("channel_not_found" in m for m in ada)  # and the notice, as an admin
+
+
+def test_a_reminder_nobody_can_be_told_is_recorded_undeliverable(
+    crm: CrmService, fake: FakeSlack, sweeper: Sweeper, db: Database
+) -> None:
+    # No reminder channel, a follow-up made in a DM, and an owner Slack won't DM (deactivated).
+    fake.add_user("T1", "UGONE", "gone", real_name="Gone Rep", deleted=True)
+    overdue(crm, "DUGONE", owner="UGONE", title="Nobody hears this")
+
+    sweeper.sweep()
+
+    with db.read() as session:
+        statuses = set(session.scalars(select(Notification.status)))
+    assert "undeliverable" in statuses  # fits the column on PostgreSQL too
+    assert fake.dms_to("UGONE") == []
 
 
 @slack_side

@@ -49,6 +49,8 @@ class Action(StrEnum):
     INTAKE_CHANNEL = "intake_channel"
     MERGE = "merge_duplicate"
     CREATE_ANYWAY = "create_anyway"
+    CONVERT_MERGE = "convert_merge"  # convert a lead into the existing contact
+    CONVERT_ANYWAY = "convert_anyway"  # convert into a new contact all the same
 
 
 class Shortcut(StrEnum):

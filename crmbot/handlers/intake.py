@@ -2,23 +2,32 @@
 
 `intake_endpoint` builds the `POST /intake/lead` app with a notifier that, after the intake's
 transaction, posts the lead to the intake channel (Claim / Assign / Log call) and DMs the
-owner. Posting runs on a small background pool so web forms get their answer at once; a
-Slack failure is retried by slack-sdk's retry handlers (429, 5xx, dropped connections) and
-then logged — the lead is saved regardless.
+owner. Both posts were queued by the intake's own transaction (service/intake_posts.py);
+posting runs on a small background pool so web forms get their answer at once. A post that
+fails (after one quick retry) is given back with a backoff and retried by the reminder sweep
+(`retry_intake_posts`), Retry-After honoured; a channel or person Slack refuses for good is
+logged and not retried. The lead is saved regardless.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -36,10 +45,12 @@ from slack_sdk.models.blocks import (
 )
 
 from crmbot.config import Settings
-from crmbot.domain import InvalidInput, LeadView
+from crmbot.domain import InvalidInput
 from crmbot.handlers import modal_views as views
 from crmbot.handlers import render
 from crmbot.handlers.context import Actor
+from crmbot.handlers.delivery import AUTH_GONE, Pacer, Posted, ShortRateLimitRetry, post
+from crmbot.handlers.delivery import _retry_after as retry_after_of
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import guarded
 from crmbot.handlers.forms import FieldErrors, read_metadata
@@ -48,10 +59,12 @@ from crmbot.intake_http import IntakeEndpoint
 from crmbot.service import CrmService
 from crmbot.service.assignment import MAX_RULE_REPS, TERRITORY_FIELDS, TerritoryRuleView
 from crmbot.service.intake import IntakeOutcome, IntakeSettings
+from crmbot.service.intake_posts import CHANNEL, OWNER, POST_LEASE, IntakePost
 from crmbot.workhours import MAX_MINUTES
 
 log = logging.getLogger(__name__)
 MESSAGE_SHOWN = 500  # characters of the form's message shown in Slack
+NO_TOKEN_WAIT = 3600.0  # seconds before retrying a post for a workspace without a token
 
 
 # --- what Slack shows ------------------------------------------------------------------
@@ -125,56 +138,146 @@ def owner_dm(outcome: IntakeOutcome) -> render.Reply:
 
 
 class IntakeNotifier:
-    """Posts each intake's notice and DM in the background, after its transaction."""
+    """Posts each intake's queued notice and DM in the background, after its transaction.
+
+    The posts are rows of the notification log written by the intake itself
+    (service/intake_posts.py), leased to this process: what fails here is given back and
+    retried by the reminder sweep, Retry-After honoured."""
 
     def __init__(
         self,
+        crm: CrmService,
         client_for: Callable[[str], WebClient | None],
         *,
         workers: int = 2,
-        for_channel: Callable[[str, LeadView], LeadView] | None = None,
     ) -> None:
+        self._crm = crm
         self._client_for = client_for
-        # The channel notice shows the lead as any rep may see it (restricted fields out).
-        self._for_channel = for_channel
+        self._pacer = Pacer()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crmbot-intake")
 
     def __call__(self, ws: str, outcome: IntakeOutcome) -> Future[None]:
-        return self._pool.submit(self._announce, ws, outcome)
+        return self._pool.submit(self._announce, ws, outcome, time.monotonic())
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def _announce(self, ws: str, outcome: IntakeOutcome) -> None:
-        lead = outcome.lead
-        if lead is None:
+    def _announce(self, ws: str, outcome: IntakeOutcome, queued_at: float) -> None:
+        if not outcome.posts:
             return
+        # The rows are leased to this process for POST_LEASE from the intake's commit. Posts
+        # that waited in this pool for half of that are left to a sweep (after the lease), so
+        # the two can never both post one.
+        deadline = queued_at + POST_LEASE.total_seconds() / 2
         try:
             client = self._client_for(ws)
+        except Exception:  # the posts stay queued: a sweep retries them
+            log.exception("intake %s: no Slack client for %s", outcome.answer, ws)
+            return
+        for item in outcome.posts:
+            if time.monotonic() > deadline:
+                log.warning("intake post %s: queued too long here, left to the sweep", item.id)
+                continue
+            try:
+                if client is None:
+                    self._crm.intake_post_failed(item, error="no_token", retry_after=NO_TOKEN_WAIT)
+                    log.warning("intake %s: no Slack installation for %s", item.id, ws)
+                else:
+                    log.info("%s", deliver(self._crm, client, item, pacer=self._pacer))
+            except Exception:  # background thread: the post stays queued for a sweep
+                log.exception("intake post %s: telling Slack failed", item.id)
+
+
+def deliver(crm: CrmService, client: WebClient, item: IntakePost, *, pacer: Pacer) -> str:
+    """Post one queued intake message and record how it went; a line saying so."""
+    outcome = item.outcome
+    if item.target == CHANNEL:
+        # The channel notice shows the lead as any rep may see it (restricted fields out);
+        # the owner's DM keeps them.
+        lead = outcome.lead
+        shown = crm.for_channel(item.workspace_id, lead) if lead is not None else None
+        reply = notice(replace(outcome, lead=shown))
+    else:
+        reply = owner_dm(outcome)
+    what = f"intake {outcome.lead.ref if outcome.lead else ''} {item.target}"
+    channel = item.to
+    if item.target == OWNER:
+        try:
+            channel = client.conversations_open(users=item.to)["channel"]["id"]
+        except SlackApiError as error:
+            opened = _refused(error)
+            return _record(crm, item, opened, what)
+        except (OSError, http.client.HTTPException) as error:
+            return _record(crm, item, Posted(False, error=type(error).__name__), what)
+    return _record(crm, item, post(client, channel, reply, pacer=pacer), what)
+
+
+def _refused(error: SlackApiError) -> Posted:
+    status = error.response.status_code
+    code = "ratelimited" if status == 429 else str(error.response.get("error") or status)
+    return Posted(False, error=code, retry_after=retry_after_of(error.response.headers))
+
+
+def _record(crm: CrmService, item: IntakePost, posted: Posted, what: str) -> str:
+    if posted.ok:
+        if not crm.intake_post_sent(item, channel_id=posted.channel, message_ts=posted.ts):
+            log.warning("%s: posted, but its lease had run out", what)
+        return f"{what} → posted (ts {posted.ts})"
+    if posted.channel_gone or posted.person_gone:
+        hint = " (invite the bot to that channel)" if posted.error == "not_in_channel" else ""
+        crm.intake_post_dropped(item, error=posted.error)
+        log.warning("%s: Slack refused the post to %s: %s%s", what, item.to, posted.error, hint)
+        return f"{what} → {posted.error}, not retried"
+    wait = posted.retry_after
+    if posted.error in AUTH_GONE:
+        wait = max(wait or 0.0, NO_TOKEN_WAIT)
+    retry_at = crm.intake_post_failed(item, error=posted.error, retry_after=wait)
+    log.warning("%s: %s, retried from %s", what, posted.error, retry_at.isoformat())
+    return f"{what} → {posted.error}, retry at {retry_at:%H:%M:%S}"
+
+
+def retry_intake_posts(
+    crm: CrmService,
+    client_for: Callable[[str], WebClient | None],
+    *,
+    lease: timedelta,
+    pacer: Pacer,
+    say: Callable[[str], None],
+) -> int:
+    """The sweep's part: post the intake messages that are due again; how many went out."""
+    sent = 0
+    deadline = time.monotonic() + lease.total_seconds() / 2  # posts start well inside the lease
+    for item in crm.claim_intake_posts(lease=lease):
+        if time.monotonic() > deadline:
+            crm.intake_post_handed_back(item)
+            continue
+        try:
+            client = client_for(item.workspace_id)
             if client is None:
-                log.warning("intake %s: no Slack installation for %s", lead.ref, ws)
-                return
-            if outcome.channel_id:
-                shown = lead if self._for_channel is None else self._for_channel(ws, lead)
-                told = notice(replace(outcome, lead=shown))
-                post(client, outcome.channel_id, told, what=f"{lead.ref} notice")
-            else:
-                log.info("intake %s: no intake channel set in %s", lead.ref, ws)
-            if lead.owner_id:
-                dm_channel = client.conversations_open(users=lead.owner_id)["channel"]["id"]
-                post(client, dm_channel, owner_dm(outcome), what=f"{lead.ref} owner DM")
-        except Exception:  # background thread: nobody else would see it; the lead is saved
-            log.exception("intake %s: telling Slack failed", lead.ref)
+                crm.intake_post_failed(item, error="no_token", retry_after=NO_TOKEN_WAIT)
+                continue
+            line = deliver(crm, client, item, pacer=pacer)
+        except Exception as error:  # one bad post must not hold up the others
+            log.exception("intake post %s failed", item.id)
+            crm.intake_post_failed(item, error=type(error).__name__)
+            continue
+        sent += "→ posted" in line
+        say(line)
+    return sent
 
 
-def post(client: WebClient, channel: str, reply: render.Reply, *, what: str) -> None:
-    """Post a message; Slack's refusals are logged with what to do about them."""
-    try:
-        client.chat_postMessage(channel=channel, **reply.payload())
-    except SlackApiError as error:
-        code = error.response.get("error")
-        hint = " (invite the bot to that channel)" if code == "not_in_channel" else ""
-        log.warning("%s: Slack refused the post to %s: %s%s", what, channel, code, hint)
+def intake_client(settings: Settings, token: str) -> WebClient:
+    """A WebClient for intake posts: one quick retry, a short Retry-After waited out; anything
+    longer is left to a sweep (the post is queued)."""
+    from crmbot.app import web_client  # crmbot.app registers this module's listeners
+
+    client = web_client(settings, token)
+    client.retry_handlers = [
+        ShortRateLimitRetry(),
+        ServerErrorRetryHandler(max_retry_count=1),
+        ConnectionErrorRetryHandler(max_retry_count=1),
+    ]
+    return client
 
 
 class EnvTeam:
@@ -204,20 +307,19 @@ class EnvTeam:
 
 def intake_endpoint(settings: Settings, crm: CrmService, app: App) -> IntakeEndpoint:
     """The `/intake/lead` WSGI app, telling Slack through the workspace's bot token."""
-    from crmbot.app import web_client  # crmbot.app registers this module's listeners
 
     def client_for(ws: str) -> WebClient | None:
         store = app.installation_store
         if store is None:
-            return web_client(settings)
+            return intake_client(settings, settings.slack_bot_token or "")
         bot = store.find_bot(enterprise_id=None, team_id=ws)
-        return web_client(settings, bot.bot_token) if bot and bot.bot_token else None
+        return intake_client(settings, bot.bot_token) if bot and bot.bot_token else None
 
     return IntakeEndpoint(
         crm,
         env_token=settings.intake_token,
         env_team=EnvTeam(settings, crm),
-        notify=IntakeNotifier(client_for, for_channel=crm.for_channel),
+        notify=IntakeNotifier(crm, client_for),
     )
 
 

@@ -328,6 +328,9 @@ class Submissions:
         form = forms.parse_convert(values)
         if isinstance(form, FieldErrors):
             return form
+        question = duplicates.convert_guard(self.crm, actor.ws, _ref(meta, "lead"), form)
+        if question is not None:
+            return Done(question)
         result = self.crm.convert_lead(
             actor.ws,
             _ref(meta, "lead"),

@@ -29,6 +29,7 @@ from crmbot.service.deals import DealService
 from crmbot.service.private_search import visible_details
 from crmbot.service.workspace import may_change
 from crmbot.store import queries
+from crmbot.store.import_events import events_for_record
 from crmbot.store.models import Account, Contact, Deal, FollowUp, Interaction, Lead, Rep
 
 SUMMARY_MAX = 3000
@@ -389,7 +390,7 @@ class ActivityService(DealService):
             else:
                 record = queries.resolve(session, ws, ref)
             kind = queries.kind_of(record)
-            events = queries.events_for(session, ws, kind, record.id, limit)
+            events = events_for_record(session, ws, kind, record.id, limit)
             hidden = who.hidden_fields(kind, getattr(record, "owner_id", None))
             return tuple(
                 EventView(

@@ -315,8 +315,13 @@ class DealService(RecordService):
         amount: Decimal | None = None,
         currency: str | None = None,
         stage: str | None = None,
+        into_contact: str | None = None,
     ) -> ConversionView:
-        """Turn a lead into a contact (+ account found or created, + optional deal)."""
+        """Turn a lead into a contact (+ account found or created, + optional deal).
+
+        With `into_contact` (a contact's reference: the duplicate guard's Merge), the lead
+        becomes that existing contact instead of a new one: the contact keeps its values and
+        takes the lead's where it has none; its account is kept unless another is named."""
         with self._db.write() as session:
             lead = queries.resolve(session, ws, ref, kinds=(RecordKind.LEAD,))
             assert isinstance(lead, Lead)
@@ -325,23 +330,36 @@ class DealService(RecordService):
                 raise InvalidInput(
                     "lead", f"{queries.ref_of(RecordKind.LEAD, lead.number)} is already converted."
                 )
+            existing: Contact | None = None
+            if into_contact:
+                found = queries.resolve(session, ws, into_contact, kinds=(RecordKind.CONTACT,))
+                assert isinstance(found, Contact)
+                self._require_can_change(session, ws, by, found, "edit")
+                existing = found
             before = queries.snapshot(lead)
             company = account_name or lead.company
-            account, account_created = self._account_for(
-                session, ws, by=by, name=company, email=lead.email
-            )
-            contact = self._new_contact(
-                session,
-                ws,
-                by=by,
-                account=account,
-                name=lead.name,
-                email=lead.email,
-                phone=lead.phone,
-                title=None,
-                source=lead.source,
-                owner_id=lead.owner_id,
-            )
+            if existing is not None and existing.account_id and not account_name:
+                account, account_created = session.get(Account, existing.account_id), False
+            else:
+                account, account_created = self._account_for(
+                    session, ws, by=by, name=company, email=lead.email
+                )
+            if existing is not None:
+                contact = existing
+                self._merge_lead_into(session, ws, by, lead, contact, account)
+            else:
+                contact = self._new_contact(
+                    session,
+                    ws,
+                    by=by,
+                    account=account,
+                    name=lead.name,
+                    email=lead.email,
+                    phone=lead.phone,
+                    title=None,
+                    source=lead.source,
+                    owner_id=lead.owner_id,
+                )
             deal: Deal | None = None
             if deal_name:
                 deal = self._new_deal(
@@ -377,16 +395,40 @@ class DealService(RecordService):
             lead.updated_at = self._now()
             self._index(session, lead)
             self._audit(session, ws, by, "convert", lead, before)
+            contact_account = account  # a merged contact may keep another account
+            if contact.account_id != (account.id if account else None):
+                contact_account = session.get(Account, contact.account_id)
             deal_view: DealView | None = None
             if deal is not None:
                 deal_view = self._deal_view(session, deal)
             return ConversionView(
                 lead=present.lead_view(lead, session),
-                contact=present.contact_view(contact, account),
+                contact=present.contact_view(contact, contact_account),
                 account=present.account_view(account) if account else None,
                 deal=deal_view,
                 account_created=account_created,
             )
+
+    def _merge_lead_into(
+        self,
+        session: Session,
+        ws: str,
+        by: str,
+        lead: Lead,
+        contact: Contact,
+        account: Account | None,
+    ) -> None:
+        """The existing contact takes the lead's details it lacks (an audited update)."""
+        before = queries.snapshot(contact)
+        for key in ("email", "phone", "source"):
+            if not getattr(contact, key) and getattr(lead, key):
+                setattr(contact, key, getattr(lead, key))
+        if contact.account_id is None and account is not None:
+            contact.account_id = account.id
+        if queries.snapshot(contact) != before:
+            contact.updated_at = self._now()
+            self._index(session, contact)
+            self._audit(session, ws, by, "update", contact, before)
 
 
 def _monies(by_currency: dict[str, Decimal]) -> tuple[Money, ...]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -32,7 +32,7 @@ from crmbot.domain import (
 )
 from crmbot.parsing import clean_text
 from crmbot.service import present
-from crmbot.service.assignment import TEAM_POOL, AssignmentService, Choice
+from crmbot.service.assignment import TEAM_POOL, Choice
 from crmbot.service.duplicates import records_with_email
 from crmbot.service.intake_form import (
     IdempotencyKeyReused,
@@ -40,7 +40,9 @@ from crmbot.service.intake_form import (
     check_idempotency_key,
     read_intake,
 )
+from crmbot.service.intake_posts import IntakePost, IntakePostService, posts_of
 from crmbot.store import queries
+from crmbot.store.intake_queries import expire_idempotency_keys
 from crmbot.store.models import (
     FollowUp,
     IntakeRequest,
@@ -54,6 +56,10 @@ from crmbot.workhours import MAX_MINUTES, WorkingHours, add_working_minutes
 
 INTAKE_ACTOR = "web-form"  # the actor of events and interactions the intake writes
 DEFAULT_SLA_MINUTES = 60
+# How long an Idempotency-Key replays its first answer. Form relays retry for minutes, some
+# queues for days (a weekend); a week covers them and keeps the table small.
+KEY_TTL = timedelta(days=7)
+KEY_EXPIRY_BATCH = 1000  # keys deleted per transaction by the sweep
 TOKEN_PREFIX = "crmi_"
 
 
@@ -74,6 +80,7 @@ class IntakeOutcome:
     message: str = ""
     channel_id: str | None = None
     facts: dict[str, str] = field(default_factory=dict)
+    posts: tuple[IntakePost, ...] = ()  # the Slack posts queued for it (service/intake_posts)
 
     @property
     def created(self) -> bool:
@@ -93,7 +100,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class IntakeService(AssignmentService):
+class IntakeService(IntakePostService):
     # --- the intake itself ----------------------------------------------------
 
     def intake_lead(
@@ -108,6 +115,10 @@ class IntakeService(AssignmentService):
             self._lock_pool(session, ws, TEAM_POOL)
             if key is not None:
                 done = session.get(IntakeRequest, (ws, key))
+                if done is not None and done.created_at < self._now() - KEY_TTL:
+                    session.delete(done)  # expired (not swept yet): the key is new again
+                    session.flush()
+                    done = None
                 if done is not None:
                     if done.fingerprint != form.fingerprint:
                         raise IdempotencyKeyReused()
@@ -149,7 +160,7 @@ class IntakeService(AssignmentService):
                         created_at=self._now(),
                     )
                 )
-            return IntakeOutcome(
+            outcome = IntakeOutcome(
                 status,
                 answer,
                 lead=lead_view,
@@ -159,6 +170,34 @@ class IntakeService(AssignmentService):
                 channel_id=workspace.intake_channel or workspace.reminder_channel,
                 facts=form.facts(),
             )
+            # Telling Slack, durably: the posts are queued in this same transaction.
+            queued = self._queue_posts(
+                session,
+                ws,
+                lead,
+                task,
+                channel_id=outcome.channel_id,
+                detail={
+                    "status": status,
+                    "answer": answer,
+                    "rule": outcome.rule,
+                    "message": outcome.message,
+                    "facts": outcome.facts,
+                },
+            )
+            return replace(outcome, posts=posts_of(outcome, queued, ws))
+
+    def expire_intake_keys(self, *, batches: int = 5, limit: int = KEY_EXPIRY_BATCH) -> int:
+        """Delete Idempotency-Keys older than KEY_TTL: at most `batches` short transactions of
+        `limit` keys each (the sweep calls this; a backlog goes over several sweeps)."""
+        gone = 0
+        for _ in range(batches):
+            with self._db.write() as session:
+                done = expire_idempotency_keys(session, before=self._now() - KEY_TTL, limit=limit)
+            gone += done
+            if done < limit:
+                break
+        return gone
 
     def _lead_from_form(self, session: Session, ws: str, form: IntakeForm) -> tuple[Lead, Choice]:
         choice = self._choose_owner(session, ws, form.facts())

@@ -21,6 +21,7 @@ from crmbot.reporting import FieldChange, HistoryEntry, RecordHistory, Undone
 from crmbot.service import privacy
 from crmbot.service.activity import ActivityService
 from crmbot.store import queries
+from crmbot.store.import_events import events_for_record
 from crmbot.store.models import Base, Deal, Event, Rep, Stage, StageHistory, UtcDateTime
 
 UNDO_WINDOW = timedelta(minutes=15)
@@ -86,7 +87,7 @@ class UndoService(ActivityService):
             else:
                 record = queries.resolve(session, ws, ref)
             kind = queries.kind_of(record)
-            events = queries.events_for(session, ws, kind, record.id, limit)
+            events = events_for_record(session, ws, kind, record.id, limit)
             names = _Names(session, ws)
             hidden = who.hidden_fields(kind, getattr(record, "owner_id", None))
             by_id = {e.id: e.action for e in events}

@@ -395,7 +395,7 @@ class Notification(Base):
     dedupe_key: Mapped[str] = mapped_column(String(200))
     follow_up_id: Mapped[int | None] = mapped_column(ForeignKey("follow_up.id", ondelete="CASCADE"))
     user_id: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claim_token: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]
@@ -427,9 +427,11 @@ class IntakeToken(Base):
 
 
 class IntakeRequest(Base):
-    """An intake's Idempotency-Key and the first answer given for it (replayed on retries)."""
+    """An intake's Idempotency-Key and the first answer given for it (replayed on retries,
+    for 7 days: then the sweep deletes it)."""
 
     __tablename__ = "intake_request"
+    __table_args__ = (Index("ix_intake_request_created", "created_at"),)
 
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
