@@ -28,6 +28,7 @@ from crmbot.handlers import duplicates, forms, render
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.context import Actor, workspace_of
 from crmbot.handlers.deps import Deps
+from crmbot.handlers.errors import guarded
 from crmbot.handlers.forms import FieldErrors, Metadata
 from crmbot.handlers.ids import Action, Modal
 from crmbot.handlers.modal_open import (
@@ -108,7 +109,7 @@ def register(app: App, deps: Deps) -> None:
         Modal.LOG_MESSAGE: submit.log_message,
     }
     for modal, work in handlers.items():
-        app.view(modal.value)(submit.listener(modal, work))
+        app.view(modal.value)(guarded(submit.listener(modal, work)))
     app.options(Action.RECORD_PICKER.value)(submit.suggest_records)
 
 
