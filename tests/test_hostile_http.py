@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,10 +22,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crmbot.config import Settings
 from crmbot.handlers import modal_views as views
 from crmbot.handlers import modals
 from crmbot.handlers.ids import Modal
 from crmbot.handlers.reminder_views import RescheduleMeta, reschedule
+from crmbot.scheduler import Sweeper
 from crmbot.store.db import Database
 from tests.hostile import (
     budget,
@@ -34,7 +37,7 @@ from tests.hostile import (
     injected,
     snapshot,
 )
-from tests.slackapp import INTAKE_TOKEN, SlackSim
+from tests.slackapp import INTAKE_TOKEN, TOKEN, SlackSim
 from tests.test_hostile_parsers import _STATE_KEY, command_text, typed_value
 from tests.test_modals import open_modal
 
@@ -254,3 +257,66 @@ def test_any_intake_body_gets_a_json_answer_and_a_refusal_writes_nothing(
         assert not changed_tables(before, snapshot(db)), (fields, reply)
     else:
         assert reply["lead"].startswith("L-"), reply
+
+
+# --- mrkdwn injection, surface by surface ---------------------------------------------------
+
+HOSTILE_NAME = "Eve <!channel> <@UEVIL42> <https://evil.example|bank> *b* `c` &amp; x"
+
+
+@SQLITE
+def test_hostile_names_ping_nobody_and_link_nowhere_on_any_surface(
+    world: SlackSim, db: Database
+) -> None:
+    crm = world.crm
+    world.crm.set_intake_channel("T1", "C1", by="UADMIN")
+    lead = world.command(f'lead "{_as_slack_sends(HOSTILE_NAME)}" at &lt;!here&gt; Co')
+    assert "Lead L-" in lead.args["text"], lead.args
+    ref = crm.find("T1", "eve")[0].ref
+    crm.create_follow_up(
+        "T1", by="UBOB", about=ref, due_at=crm.now() - timedelta(days=5), title=HOSTILE_NAME,
+        channel_id="C1",
+    )  # fmt: skip
+    crm.log_interaction("T1", by="UBOB", kind="call", about=ref, summary=HOSTILE_NAME)
+    crm.create_deal("T1", by="UBOB", name=HOSTILE_NAME, amount=Decimal(10), about=ref)
+    for text in (
+        f"show {ref}", "show D-2", "find eve", "find eve stage:prop", "tasks", "tasks overdue",
+        "pipeline", "pipeline team", "report week", f"history {ref}", "history D-2",
+        "assign D-2 @carol", f"followup {ref} tomorrow <!here> call", "won D-2", "undo",
+    ):  # fmt: skip
+        reply = world.command(_as_slack_sends(text) if "<!here>" not in text else text)
+        assert WENT_WRONG not in str(reply.args.get("text")), (text, reply.args)
+    world.event({"type": "app_home_opened", "user": "UBOB", "tab": "home"})
+    world.fake.wait_for("views.publish")
+    crm.upsert_rep("T1", "UEVIL42", name="<!channel> Mallory", tz="UTC")  # a hostile Slack name
+    crm.assign("T1", ref, "UEVIL42", by="UADMIN")
+    sweeper = Sweeper(crm, Settings(slack_bot_token=TOKEN, slack_api_url=world.fake.url))
+    assert sweeper.sweep().messages >= 1
+    answer = world.post(
+        dumps(
+            {"name": HOSTILE_NAME, "company": "<!everyone>", "message": "<!here> *now*"}
+        ).encode(),
+        "application/json",
+        path="/intake/lead",
+        headers={"Authorization": f"Bearer {INTAKE_TOKEN}"},
+    )
+    assert answer.status == 201, answer
+    world.fake.wait_for("chat.postMessage", count=3)
+    shown = dumps([c.args for c in world.fake.calls])
+    assert "Eve &lt;!channel&gt; &lt;@UEVIL42&gt;" in shown
+    assert "&amp;amp; x" in shown  # what was typed, "&amp;", is shown as typed
+    # The fixture's teardown checks every recorded payload for live hostile markup.
+
+
+def test_the_injection_check_sees_live_markup_only_where_slack_reads_mrkdwn() -> None:
+    live = {
+        "text": "hi <!channel>",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "<@UEVIL42>"}}],
+    }
+    assert injected(live) == ["hi <!channel>", "<@UEVIL42>"]
+    inert = {
+        "text": "hi &lt;!channel&gt;",
+        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "<!here>"}}],
+        "view": {"blocks": [{"type": "input", "element": {"initial_value": "<!here>"}}]},
+    }
+    assert injected(inert) == []

@@ -4,6 +4,7 @@ raises a CrmError with a message for the person, and then the database is exactl
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,10 +13,15 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 
+from crmbot.csvmap import Kind
 from crmbot.domain import CrmError, InteractionKind, RecordView, Role
+from crmbot.importer import CsvProblem, import_csv
+from crmbot.parsing import clean_text
 from crmbot.service import CrmService
 from crmbot.store.db import Database
+from crmbot.store.models import Account, Contact, Deal, Lead
 from tests.hostile import budget, changed_tables, hostile_text, optional_text, snapshot
 
 USERS = st.sampled_from(["UADMIN", "UBOB", "UCAROL", "UEVE"]) | hostile_text
@@ -37,6 +43,7 @@ FIELDS = st.sampled_from(
 )
 VALUES: st.SearchStrategy[Any] = optional_text | INTS | st.dates() | st.booleans()
 
+SQLITE = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 Verb = Callable[[CrmService, st.DataObject], object]
 
 
@@ -235,3 +242,54 @@ def test_sql_metacharacters_are_stored_and_found_as_plain_text(seeded: CrmServic
         assert all(wildcard in hit.name for hit in hits), (wildcard, hits)
     assert seeded.find("T1", "' OR '1'='1") == ()
     assert seeded.show("T1", "L-1").record.name == "Ana Lima"
+
+
+# --- CSV import: the same cleaning as every other way in ----------------------------------
+
+IMPORT_COLUMNS = {
+    "leads": ["name", "company", "email", "phone", "source", "status", "score", "owner"],
+    "contacts": ["name", "email", "phone", "title", "account"],
+    "accounts": ["name", "domain", "industry", "size", "region"],
+    "deals": ["name", "amount", "currency", "stage", "account", "close date", "probability"],
+}
+CELL = hostile_text.map(lambda t: t[:300]) | st.sampled_from(["", "50k", "2026-12-01", "12"])
+
+
+@SQLITE
+@budget("csv import", 300)
+@given(data=st.data())
+def test_any_csv_row_is_imported_clean_or_rejected_with_a_reason(
+    seeded: CrmService, db: Database, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    kind = data.draw(st.sampled_from(sorted(IMPORT_COLUMNS)), label="kind")
+    header = data.draw(st.lists(st.sampled_from(IMPORT_COLUMNS[kind]), min_size=1, unique=True))
+    rows = data.draw(
+        st.lists(st.lists(CELL, min_size=len(header), max_size=len(header)), max_size=4)
+    )
+    path = tmp_path_factory.mktemp("csv") / f"{kind}.csv"
+    with path.open("w", encoding="utf-8", errors="surrogatepass", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    before = snapshot(db)
+    problem: CsvProblem | None = None
+    try:
+        summary = import_csv(db, "T1", Kind(kind), path)
+    except CsvProblem as error:  # a file-level problem: said, and nothing written
+        problem = error
+    if problem is not None:
+        assert str(problem).strip()
+        assert not changed_tables(before, snapshot(db))
+        return
+    # Blank rows are skipped; every other row is counted once.
+    assert summary.imported + summary.updated + summary.duplicates + summary.rejected <= len(rows)
+    assert all(reason.strip() for _, reason in summary.first_rejects)
+    for (name,) in _names(db):
+        assert name == clean_text(name, field="name", max_len=len(name) + 1), repr(name)
+
+
+def _names(db: Database) -> list[tuple[str]]:
+    with db.read() as session:
+        return [
+            (name,)
+            for model in (Lead, Contact, Account, Deal)
+            for name in session.scalars(select(model.name))
+        ]
