@@ -4,6 +4,7 @@ exception from deeper down."""
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -83,8 +84,18 @@ def _options(element: dict[str, Any]) -> list[str]:
     return [str(o["value"]) for o in options]
 
 
+_TYPED: dict[str, st.SearchStrategy[Any]] = {}
+
+
 def typed_value(element: dict[str, Any]) -> st.SearchStrategy[Any]:
     """What a person (or someone forging Slack's requests) might put in one input."""
+    key = json.dumps(element, sort_keys=True)
+    if key not in _TYPED:  # built once: hypothesis labels each new strategy from its source
+        _TYPED[key] = _typed_value(element)
+    return _TYPED[key]
+
+
+def _typed_value(element: dict[str, Any]) -> st.SearchStrategy[Any]:
     kind = element["type"]
     if kind == "plain_text_input":
         return st.none() | hostile_text

@@ -287,9 +287,10 @@ class Submissions:
         form = forms.parse_assign(values)
         if isinstance(form, FieldErrors):
             return form
-        # Know the new owner as Slack describes them (name, time zone) before they own things.
-        self.deps.directory.rep(actor.ws, client, form.owner_id)
         result = self.crm.assign(actor.ws, _ref(meta, "record"), form.owner_id, by=actor.user_id)
+        # Know the new owner as Slack describes them (name, time zone) now that they own
+        # something; not before, so a refused assignment leaves no trace.
+        self.deps.directory.rep(actor.ws, client, form.owner_id)
         told = result.owner_id if result.owner_id != actor.user_id else None
         return Done(render.assigned(result), told, render.assigned_dm(result, actor.user_id))
 
@@ -335,8 +336,8 @@ class Submissions:
             return form
         if form.user_id is None or form.role is None:
             return Done(render.text("Settings saved; nothing changed."))
-        self.deps.directory.rep(actor.ws, client, form.user_id)
         rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
+        self.deps.directory.rep(actor.ws, client, form.user_id)  # their Slack profile, after
         return Done(render.text(f"{render.user(rep.user_id)} is now {rep.role.value}."))
 
 
