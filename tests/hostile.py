@@ -72,6 +72,18 @@ hostile_text = st.one_of(
 )
 optional_text = st.none() | hostile_text
 
+# A web form's fields: the known ones and anything else, with any JSON value.
+KNOWN = ["name", "first_name", "last_name", "email", "phone", "company", "source", "message"]
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | hostile_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_text, inner, max_size=3),
+    max_leaves=6,
+)
+FIELD_VALUE = hostile_text | st.sampled_from(["ana@acme.com", "+1 415 555 0100", "Ana"]) | JSONISH
+INTAKE_BODY = st.dictionaries(
+    st.sampled_from([*KNOWN, "country", "utm_campaign"]) | hostile_text, FIELD_VALUE, max_size=8
+)
+
 
 # --- the database, unchanged ------------------------------------------------------------
 

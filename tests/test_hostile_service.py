@@ -22,7 +22,7 @@ from crmbot.parsing import clean_text
 from crmbot.service import CrmService
 from crmbot.store.db import Database
 from crmbot.store.models import Account, Contact, Deal, Lead
-from tests.hostile import budget, changed_tables, hostile_text, optional_text, snapshot
+from tests.hostile import INTAKE_BODY, budget, changed_tables, hostile_text, optional_text, snapshot
 
 USERS = st.sampled_from(["UADMIN", "UBOB", "UCAROL", "UEVE"]) | hostile_text
 REFS = st.sampled_from(["L-1", "L-2", "D-1", "C-1", "A-1", "T-1", "D-9", "L-0"]) | hostile_text
@@ -194,6 +194,9 @@ VERBS: dict[str, Verb] = {
         "T1", _d(d, st.sampled_from(["week", "month", "quarter"]) | hostile_text)
     ),
     "lead_score": lambda crm, d: crm.lead_score("T1", _d(d, REFS)),
+    "intake_lead": lambda crm, d: crm.intake_lead(
+        "T1", _d(d, INTAKE_BODY), idempotency_key=_d(d, st.none() | hostile_text)
+    ),
 }
 
 
