@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from crmbot.config import Settings
 from crmbot.handlers import modal_views as views
 from crmbot.handlers import modals
-from crmbot.handlers.ids import Modal
+from crmbot.handlers.ids import Action, Modal
 from crmbot.handlers.reminder_views import RescheduleMeta, reschedule
 from crmbot.scheduler import Sweeper
 from crmbot.store.db import Database
@@ -198,6 +198,16 @@ def _replies_since(world: SlackSim, since: int, timeout: float = 3) -> list[Any]
         if replies or time.monotonic() > deadline:
             return replies
         world.fake.wait_calls(world.fake.call_count, 0.05)
+
+
+@SQLITE
+@budget("http type-ahead", 100)
+@given(typed=hostile_text)
+def test_the_record_picker_answers_any_typing_with_options(world: SlackSim, typed: str) -> None:
+    answer = world.options(Action.RECORD_PICKER.value, typed)
+    assert answer.status == 200, answer
+    options = answer.json()["options"]
+    assert all(0 < len(o["text"]["text"]) <= 75 for o in options), options
 
 
 # --- POST /intake/lead ----------------------------------------------------------------------
