@@ -61,6 +61,7 @@ FRAGMENTS = (
     *("L-1", "L-2", "D-1", "C-1", "A-1", "T-1", "L-999999", "d1", "Ana", "Acme", "ana@acme.com"),
     *("+1 415 555 0100", "50k", "€3,000", "tomorrow 9am", "proposal", "won", "@bob", "@ada"),
     *("source:web", "owner:@bob", "stage:prop", "for", "at", "to", "-", ":", "  "),
+    *("²", "٣", "1" * 5000, "-0", "1e9", "NaN"),
 )
 
 fragment = st.sampled_from(FRAGMENTS)
