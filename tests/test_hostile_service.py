@@ -179,6 +179,12 @@ VERBS: dict[str, Verb] = {
         "T1", _d(d, USERS), _d(d, st.sampled_from(list(Role))), by=_d(d, USERS)
     ),
     "tasks": lambda crm, d: crm.tasks("T1", owner_id=_d(d, st.none() | USERS)),
+    "pipeline_report": lambda crm, d: crm.pipeline_report(
+        "T1",
+        owner_id=_d(d, st.none() | USERS),
+        team=_d(d, st.booleans()),
+        tz=_d(d, st.sampled_from(["UTC", "Asia/Kolkata", "America", "../etc"]) | hostile_text),
+    ),
     "rep_named": lambda crm, d: crm.rep_named("T1", _d(d, hostile_text)),
     "find_duplicates": lambda crm, d: crm.find_duplicates(
         "T1", name=_d(d, optional_text), email=_d(d, optional_text), company=_d(d, optional_text)
@@ -191,7 +197,9 @@ VERBS: dict[str, Verb] = {
         by=_d(d, USERS),
     ),
     "activity_report": lambda crm, d: crm.activity_report(
-        "T1", _d(d, st.sampled_from(["week", "month", "quarter"]) | hostile_text)
+        "T1",
+        _d(d, st.sampled_from(["week", "month", "quarter"]) | hostile_text),
+        owner_id=_d(d, st.none() | USERS),
     ),
     "lead_score": lambda crm, d: crm.lead_score("T1", _d(d, REFS)),
     "intake_lead": lambda crm, d: crm.intake_lead(

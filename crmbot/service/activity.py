@@ -25,6 +25,7 @@ from crmbot.domain import (
 )
 from crmbot.parsing import clean_text, parse_ref
 from crmbot.service import present
+from crmbot.service.base import optional_user
 from crmbot.service.deals import DealService
 from crmbot.store import queries
 from crmbot.store.models import Account, Contact, Deal, FollowUp, Interaction, Lead, Rep
@@ -279,6 +280,7 @@ class ActivityService(DealService):
         limit: int = MAX_TASKS,
     ) -> TaskList:
         """Open follow-ups, overdue first (everyone's when no owner is given)."""
+        owner_id = optional_user(owner_id)
         now = self._now()
         with self._db.read() as session:
             base = select(FollowUp).where(

@@ -46,6 +46,11 @@ def is_user_id(user_id: object) -> bool:
     )
 
 
+def optional_user(user_id: str | None) -> str | None:
+    """None, or a Slack user id checked like `require_user`."""
+    return None if user_id is None else require_user(user_id)
+
+
 def require_user(user_id: str, field: str = "user") -> str:
     """A Slack user id, checked for shape (U… or W…)."""
     user_id = user_id.strip() if isinstance(user_id, str) else ""

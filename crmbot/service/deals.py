@@ -24,6 +24,7 @@ from crmbot.domain import (
 )
 from crmbot.parsing import clean_text
 from crmbot.service import present
+from crmbot.service.base import optional_user
 from crmbot.service.records import RecordService, clean_field
 from crmbot.store import queries
 from crmbot.store.models import (
@@ -241,6 +242,7 @@ class DealService(RecordService):
 
     def pipeline(self, ws: str, *, owner_id: str | None = None) -> PipelineView:
         """Open deals by stage: count, amount and weighted amount, per currency."""
+        owner_id = optional_user(owner_id)
         with self._db.read() as session:
             pipeline = [s for s in queries.stages(session, ws) if s.kind == StageKind.OPEN.value]
             probability = func.coalesce(Deal.probability, Stage.probability)

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -54,6 +53,8 @@ from crmbot.reporting import (
     StaleDeal,
     WinRate,
 )
+from crmbot.service.base import optional_user
+from crmbot.service.reminder_types import zone
 from crmbot.service.scoring import ScoringService
 from crmbot.service.segments import SegmentService
 from crmbot.service.undo import UndoService
@@ -113,8 +114,9 @@ class ReportService(ScoringService, SegmentService, UndoService):
     ) -> PipelineReport:
         """Open deals by stage (count, amount, weighted), forecast by close month for this
         quarter and the next, 90-day win rate, average days per stage and stale deals."""
+        owner_id = optional_user(owner_id)
         now = self._now()
-        today = now.astimezone(ZoneInfo(tz)).date()
+        today = now.astimezone(zone(tz)).date()  # an unknown zone reads as UTC
         with self._db.read() as session:
             stages = [s for s in queries.stages(session, ws) if s.kind == StageKind.OPEN.value]
             mine = self._open_deals(ws, owner_id)
@@ -421,6 +423,7 @@ class ReportService(ScoringService, SegmentService, UndoService):
         lost with reasons, overdue follow-ups: the last 7/30/91 days against the ones before."""
         if period not in PERIOD_DAYS:
             raise InvalidInput("period", "Pick a period.", example="week, month or quarter")
+        owner_id = optional_user(owner_id)
         end = self._now()
         start = end - timedelta(days=PERIOD_DAYS[period])
         previous = start - timedelta(days=PERIOD_DAYS[period])
