@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import platform
+import secrets
 import shutil
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def command(text: str, response_url: str) -> Request:
             "command": "/crm",
             "text": text.replace("{i}", str(i)),
             "response_url": response_url,
-            "trigger_id": f"t{i}",
+            "trigger_id": f"t{i}.{secrets.token_hex(6)}",  # unique: not a retried delivery
             "api_app_id": "A1",
         }
         return urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded"
@@ -58,7 +59,10 @@ def command(text: str, response_url: str) -> Request:
 
 def interactive(payload: dict[str, Any]) -> Request:
     def build(i: int) -> tuple[bytes, str]:
-        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        data = payload
+        if "view" in payload:  # a new view each time, not a double submit (request_keys)
+            data = {**payload, "view": {**payload["view"], "hash": secrets.token_hex(6)}}
+        body = urllib.parse.urlencode({"payload": json.dumps(data)}).encode()
         return body, "application/x-www-form-urlencoded"
 
     return build

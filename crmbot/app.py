@@ -18,7 +18,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from crmbot.config import Mode, Settings
-from crmbot.handlers import actions, commands, duplicates, intake, modals, replies
+from crmbot.handlers import actions, commands, duplicates, intake, modals, replies, request_keys
 from crmbot.handlers.context import Directory
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import handle_error
@@ -95,6 +95,7 @@ def create_app(settings: Settings, crm: CrmService, *, db: Database | None = Non
             request_verification_enabled=bool(settings.slack_signing_secret),
         )
     replies.install(app)  # response_url replies over kept-alive connections
+    request_keys.install(app, crm)  # retries and double submits run once
     deps = Deps(crm=crm, settings=settings, directory=Directory(crm))
     commands.register(app, deps)
     modals.register(app, deps)

@@ -156,6 +156,7 @@ class RepView:
     email: str | None = None
     territory: str | None = None
     refreshed_at: datetime | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,7 @@ class Sweeper:
         self.reminders(report)
         self.mornings(report)
         self.crm.prune_notifications()
+        self.crm.prune_request_keys()  # retries and double submits: expired keys
         return report
 
     # --- reminders ----------------------------------------------------------------

@@ -88,9 +88,9 @@ INTAKE_BODY = st.dictionaries(
 
 # --- the database, unchanged ------------------------------------------------------------
 
-# Tables that keep request bookkeeping rather than anyone's data (none yet): a refused request
+# Tables that keep request bookkeeping rather than anyone's data (request_key): a refused request
 # may still note that it was seen.
-BOOKKEEPING = re.compile(r"idempot|dedupe")
+BOOKKEEPING = re.compile(r"idempot|dedupe|request_key")
 
 
 def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:

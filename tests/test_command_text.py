@@ -12,6 +12,7 @@ from crmbot.handlers.command_text import (
     MAX_TEXT,
     VERBS,
     Assign,
+    Away,
     Close,
     Command,
     CommandError,
@@ -511,11 +512,13 @@ def test_every_verb_of_the_spec_has_help() -> None:
         *("help", "lead", "log", "deal", "move", "won", "lost", "assign", "convert", "find"),
         *("show", "followup", "tasks", "pipeline", "report", "history", "undo", "delete"),
         *("restore", "settings"),
+        "away",  # beyond the spec: reps mark themselves away from web-lead round-robin
     }
     assert set(ALIASES.values()) <= set(VERBS)
 
 
 COMMAND_OF: dict[str, type] = {
+    "away": Away,
     "help": Help,
     "lead": NewLead,
     "log": Log,
@@ -634,3 +637,23 @@ def test_long_adversarial_text_is_parsed_quickly(text: str) -> None:
 
 def test_notes_keep_trailing_emoji_and_punctuation_but_lose_a_leading_dash() -> None:
     assert parse("note L-12 - signed! 🎉") == Log(InteractionKind.NOTE, "L-12", "signed! 🎉")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("away until monday 9am", Away(None, "monday 9am")),
+        ("away in 2 weeks", Away(None, "in 2 weeks")),
+        ("away off", Away(None, None)),
+        ("away Back", Away(None, None)),
+        ("away <@U0BOB|bob> until friday", Away(Mention("U0BOB", "bob"), "friday")),
+    ],
+)
+def test_away_reads_who_and_until_when(text: str, expected: Away) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["away", "away until", "away @bob @carol friday"])
+def test_away_without_a_time_or_with_two_people_says_so(text: str) -> None:
+    with pytest.raises(CommandError):
+        parse(text)

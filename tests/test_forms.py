@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,7 @@ from crmbot.handlers import forms
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.forms import FieldErrors
 from crmbot.handlers.modal_views import Picked
+from crmbot.service.stages import StageLine
 from tests.fakeslack import validate_view
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday; 16:00 in Berlin
@@ -49,6 +51,8 @@ _INITIAL = {
     "datepicker": ("initial_date", "selected_date"),
     "timepicker": ("initial_time", "selected_time"),
     "users_select": ("initial_user", "selected_user"),
+    "conversations_select": ("initial_conversation", "selected_conversation"),
+    "multi_users_select": ("initial_users", "selected_users"),
 }
 
 
@@ -68,7 +72,7 @@ def slack_state(view: View | dict[str, Any], **typed: Any) -> dict[str, Any]:
         value = element.get(initial_key)
         if block["block_id"] in typed:
             value = typed.pop(block["block_id"])
-            if kind.endswith("_select") and kind != "users_select" and value is not None:
+            if kind in ("static_select", "external_select") and value is not None:
                 value = {"text": {"type": "plain_text", "text": str(value)}, "value": value}
         values[block["block_id"]] = {element["action_id"]: {"type": kind, state_key: value}}
     assert not typed, f"no such inputs: {sorted(typed)}"
@@ -272,11 +276,44 @@ def test_a_follow_up_without_a_readable_when_gets_an_error_on_when() -> None:
 
 def test_settings_change_a_role_only_with_both_person_and_role() -> None:
     view = views.settings("C1", stages=STAGES)
-    assert forms.parse_settings(slack_state(view)) == forms.SettingsInput(None, None)
+    pipeline = (
+        StageLine("Prospecting", 10),
+        StageLine("Proposal", 50),
+        StageLine("Won", None),
+        StageLine("Lost", None),
+    )
+    same = forms.SettingsInput(None, None, None, pipeline, None, None, "09:00")
+    assert forms.parse_settings(slack_state(view)) == same
     assert set(_errors(forms.parse_settings(slack_state(view, role_user="UBOB")))) == {"role"}
+    team = forms.parse_settings(slack_state(view, role_user="UBOB", team=" EMEA "))
+    assert team == replace(same, user_id="UBOB", team="EMEA")
+    no_team = forms.parse_settings(slack_state(view, role_user="UBOB", team="NONE"))
+    assert no_team == replace(same, user_id="UBOB", team="")
     assert set(_errors(forms.parse_settings(slack_state(view, role="admin")))) == {"role_user"}
     both = forms.parse_settings(slack_state(view, role_user="UBOB", role="manager"))
-    assert both == forms.SettingsInput("UBOB", Role.MANAGER)
+    assert both == replace(same, user_id="UBOB", role=Role.MANAGER)
+
+
+def test_settings_read_the_stage_editor_channels_and_digest_time() -> None:
+    reminders = views.SettingsNow("C0REMIND", None, "08:30")
+    view = views.settings("C1", stages=STAGES, reminders=reminders)
+    form = forms.parse_settings(slack_state(view))
+    assert isinstance(form, forms.SettingsInput)
+    assert (form.reminder_channel, form.manager_channel, form.digest_time) == (
+        "C0REMIND",
+        None,
+        "08:30",
+    )
+    typed = slack_state(
+        view, stages="Prospecting 10%\nProposal -> Offer 40%", manager_channel="G0MGRS"
+    )
+    form = forms.parse_settings(typed)
+    assert isinstance(form, forms.SettingsInput)
+    assert form.stages == (StageLine("Prospecting", 10), StageLine("Offer", 40, "Proposal"))
+    assert form.manager_channel == "G0MGRS"
+    bad = slack_state(view, stages="Proposal 500%", reminder_channel="D0DM", digest_time="9am")
+    assert set(_errors(forms.parse_settings(bad))) == {"stages", "reminder_channel", "digest_time"}
+    assert set(_errors(forms.parse_settings(slack_state(view, stages="")))) == {"stages"}
 
 
 def _errors(form: object) -> dict[str, str]:

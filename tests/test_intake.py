@@ -17,7 +17,7 @@ from crmbot.handlers.ids import Action
 from crmbot.store.db import Database
 from crmbot.store.models import FollowUp, Interaction, Lead, LeadAssignment
 from tests.slackapp import INTAKE_TOKEN, Answer, SlackSim
-from tests.test_modals import open_modal
+from tests.test_modals import accepted, errors_of, open_modal, submit, told
 
 ANA = {
     "name": "Ana Lima",
@@ -356,3 +356,41 @@ def test_the_intake_channel_is_picked_in_settings(team: SlackSim) -> None:
             break
         threading.Event().wait(0.01)
     assert team.crm.intake_settings("T1").channel_id == "C2"
+
+
+def test_admins_set_the_response_time_and_territory_rules_in_settings(team: SlackSim) -> None:
+    team.crm.set_territory_rule("T1", "country", "DE", ["UBOB"], by="UADMIN")
+    team.crm.set_territory_rule("T1", "industry", "SaaS", ["UCAROL"], by="UADMIN")
+    view = open_modal(team, modals.open_settings, user="UADMIN")
+    blocks = {b.get("block_id"): b for b in view["blocks"]}
+    assert blocks["rule|country|DE"]["element"]["initial_users"] == ["UBOB"]
+    assert blocks["sla"]["element"]["initial_value"] == "60"
+    # Half a new rule, or a response time that isn't one: errors, and nothing saved.
+    refused = submit(team, view, user="UADMIN", sla="soon", new_rule_value="EMEA")
+    assert set(errors_of(refused)) == {"sla", "new_rule_field", "new_rule_reps"}
+    assert team.crm.intake_settings("T1").sla_minutes == 60
+    accepted(
+        submit(
+            team,
+            view,
+            user="UADMIN",
+            sla="30",
+            new_rule_field="region",
+            new_rule_value="<EMEA>",
+            new_rule_reps=["UCAROL", "UBOB"],
+            **{"rule|country|DE": ["UBOB", "UCAROL"], "rule|industry|SaaS": []},
+        )
+    )
+    said = told(team, user="UADMIN")
+    assert "within 30 working minutes" in said
+    assert "region &lt;EMEA&gt; go to <@UCAROL>, <@UBOB>" in said
+    assert "industry SaaS is gone" in said
+    rules = {(r.field, r.value): r.reps for r in team.crm.territory_rules("T1")}
+    assert rules == {
+        ("country", "DE"): ("UBOB", "UCAROL"),
+        ("region", "<EMEA>"): ("UCAROL", "UBOB"),
+    }
+    assert team.crm.intake_settings("T1").sla_minutes == 30
+    # A rep can't use the admin's form.
+    assert "Only admins" in str(errors_of(submit(team, view, user="UBOB", sla="5")))
+    assert team.crm.intake_settings("T1").sla_minutes == 30

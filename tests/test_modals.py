@@ -219,6 +219,62 @@ def test_only_admins_open_settings_and_change_roles(slack: SlackSim) -> None:
     assert slack.crm.rep("T1", "UCAROL").role is Role.MANAGER  # type: ignore[union-attr]
 
 
+def test_admins_put_people_in_teams_in_settings(slack: SlackSim) -> None:
+    view = open_modal(slack, modals.open_settings, user="UADMIN")
+    assert set(errors_of(submit(slack, view, user="UADMIN", team="EMEA"))) == {"role_user"}
+    accepted(submit(slack, view, user="UADMIN", role_user="UCAROL", team="<EMEA & co>"))
+    assert "in team &lt;EMEA &amp; co&gt;" in told(slack, user="UADMIN")
+    assert slack.crm.rep("T1", "UCAROL").team == "<EMEA & co>"  # type: ignore[union-attr]
+    accepted(submit(slack, view, user="UADMIN", role_user="UCAROL", role="manager", team="None"))
+    slack.fake.wait_for("chat.postEphemeral", 2)
+    said = slack.fake.ephemerals(channel="C1", user="UADMIN")[-1]["text"]
+    assert "is now manager" in said
+    assert "in no team" in said
+    carol = slack.crm.rep("T1", "UCAROL")
+    assert (carol.role, carol.team) == (Role.MANAGER, None)  # type: ignore[union-attr]
+
+
+def test_admins_edit_the_pipeline_and_reminders_in_settings(slack: SlackSim) -> None:
+    slack.crm.create_deal("T1", by="UBOB", name="Renewal", stage="Proposal")
+    view = open_modal(slack, modals.open_settings, user="UADMIN")
+    stages = next(b for b in view["blocks"] if b["block_id"] == "stages")
+    assert stages["element"]["initial_value"].splitlines()[:3] == [
+        "Prospecting 10%",
+        "Qualification 20%",
+        "Proposal 50%",
+    ]
+    # Removing a stage with a deal in it: an error on the stages, and nothing else changes.
+    refused = submit(
+        slack,
+        view,
+        user="UADMIN",
+        stages="Prospecting 10%\nNegotiation 75%\nWon\nLost",
+        reminder_channel="C0REMIND",
+        role_user="UCAROL",
+        role="manager",
+    )
+    assert "Deals are or were in Proposal" in errors_of(refused)["stages"]
+    assert slack.crm.reminder_settings("T1").reminder_channel is None
+    assert slack.crm.rep("T1", "UCAROL") is None or slack.crm.rep("T1", "UCAROL").role is Role.REP
+    accepted(
+        submit(
+            slack,
+            view,
+            user="UADMIN",
+            stages="Prospecting 10%\nProposal -> Proposal <sent> 45%\nNegotiation 75%\nWon\nLost",
+            reminder_channel="C0REMIND",
+            digest_time="08:15",
+        )
+    )
+    said = told(slack, user="UADMIN")
+    assert "Proposal &lt;sent&gt;" in said
+    assert "<#C0REMIND>" in said
+    assert "08:15" in said
+    assert slack.crm.show("T1", "D-1").record.stage == "Proposal <sent>"  # type: ignore[union-attr]
+    now = slack.crm.reminder_settings("T1")
+    assert (now.reminder_channel, now.digest_time) == ("C0REMIND", "08:15")
+
+
 def test_without_a_channel_the_result_comes_by_dm(slack: SlackSim) -> None:
     view = open_modal(slack, modals.open_new_lead, channel=None)
     accepted(submit(slack, view, name="Ana"))

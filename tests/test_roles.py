@@ -1,8 +1,9 @@
 """The role matrix: every mutating verb x admin / manager / rep x own / someone else's record.
 
-Reps change only what they own; managers and admins change any record of the workspace (no
-team model yet: a manager's team is the whole workspace); only admins change settings, roles
-and intake tokens, and delete or restore. Creating, logging and claiming are open to all.
+Reps change only what they own; managers and admins change any record of the workspace (a
+manager put in a team changes only that team's records, see the team matrix below); only admins
+change settings, roles, teams and intake tokens, and delete or restore. Creating, logging and
+claiming are open to all.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ ADMINS: dict[str, Verb] = {
     "delete": lambda crm, by: crm.delete("T1", "L-1", by=by),
     "restore": lambda crm, by: crm.restore("T1", "L-1", by=by),
     "change a role": lambda crm, by: crm.set_role("T1", "UDAN", Role.MANAGER, by=by),
+    "put someone in a team": lambda crm, by: crm.set_team("T1", "UDAN", "EMEA", by=by),
     "change reminder settings": lambda crm, by: crm.configure_reminders(
         "T1", by=by, digest_time="08:00"
     ),
@@ -169,3 +171,57 @@ def test_a_rep_cannot_move_someone_elses_deal_from_slack(slack: SlackSim) -> Non
     assert reply.args.get("response_type", "ephemeral") == "ephemeral"
     assert "Only the owner (@Bob Rep), a manager or an admin can move D-1." in text
     assert slack.crm.show("T1", "D-1").record.stage == "Prospecting"
+
+
+# The team matrix: a manager's team against the record owner's team, for every owned verb.
+TEAMS = [
+    # (the manager's team, the owner's team, may the manager act?)
+    (None, None, True),  # a manager without a team manages the whole workspace
+    (None, "US", True),
+    ("EMEA", "EMEA", True),
+    ("EMEA", "US", False),
+    ("EMEA", None, False),  # a teamless owner belongs to workspace-wide managers only
+]
+
+
+@pytest.mark.parametrize(("manager_team", "owner_team", "may"), TEAMS)
+@pytest.mark.parametrize("name", sorted(OWNED))
+def test_a_manager_with_a_team_acts_on_that_teams_records_only(
+    team: CrmService, name: str, manager_team: str | None, owner_team: str | None, may: bool
+) -> None:
+    team.set_team("T1", MANAGER, manager_team, by=ADMIN)
+    team.set_team("T1", OTHER, owner_team, by=ADMIN)
+    records_owned_by(team, OTHER)
+    before = (team.history("T1", "L-1"), team.history("T1", "D-1"), team.history("T1", "T-1"))
+    if may:
+        OWNED[name](team, MANAGER)
+        return
+    with pytest.raises(PermissionDenied) as denied:
+        OWNED[name](team, MANAGER)
+    assert "@Carol Closer" in str(denied.value)
+    after = (team.history("T1", "L-1"), team.history("T1", "D-1"), team.history("T1", "T-1"))
+    assert after == before
+
+
+def test_a_team_manager_may_still_act_on_their_own_records(team: CrmService) -> None:
+    team.set_team("T1", MANAGER, "EMEA", by=ADMIN)
+    team.create_deal("T1", by=MANAGER, name="Mia's deal", amount=None)
+    team.move_deal("T1", "D-1", "Proposal", by=MANAGER)
+    assert team.show("T1", "D-1").record.stage == "Proposal"
+
+
+def test_a_team_denial_names_the_team(team: CrmService) -> None:
+    team.set_team("T1", MANAGER, "EMEA", by=ADMIN)
+    team.set_team("T1", OTHER, "US", by=ADMIN)
+    records_owned_by(team, OTHER)
+    with pytest.raises(PermissionDenied) as denied:
+        team.move_deal("T1", "D-1", "Proposal", by=MANAGER)
+    assert str(denied.value) == (
+        "Only the owner (@Carol Closer), a manager of team US or an admin can move D-1."
+    )
+
+
+def test_team_names_are_cleaned_and_can_be_removed(team: CrmService) -> None:
+    assert team.set_team("T1", OTHER, "  EMEA  ", by=ADMIN).team == "EMEA"
+    assert team.set_team("T1", OTHER, "", by=ADMIN).team is None
+    assert team.set_team("T1", OTHER, None, by=ADMIN).team is None

@@ -186,3 +186,17 @@ def test_tokens_and_the_signing_secret_never_reach_the_logs(
     assert TOKEN not in caplog.text
     assert SECRET not in caplog.text
     assert caplog.records  # the logs were captured at all
+
+
+def test_a_rep_marks_themselves_away_and_back(slack: SlackSim) -> None:
+    slack.crm.upsert_rep("T1", "UCAROL", name="Carol Closer")
+    reply = reply_text(slack.command("away until next monday 9am"))
+    assert "You're away until" in reply
+    assert "UBOB" not in slack.crm.available_reps("T1")
+    assert "already passed" in reply_text(slack.command("away until yesterday"))
+    # Only managers and admins mark someone else away.
+    refused = reply_text(slack.command("away <@UCAROL|carol> in 2 weeks"))
+    assert "Only managers and admins" in refused
+    assert "UCAROL" in slack.crm.available_reps("T1")
+    assert "back" in reply_text(slack.command("away off"))
+    assert "UBOB" in slack.crm.available_reps("T1")

@@ -660,6 +660,8 @@ class FakeSlack:
         self._channels: dict[str, _Channel] = {}
         self._tokens: dict[str, _Token] = {}
         self._revoked: set[str] = set()
+        self._connected: set[frozenset[str]] = set()  # Slack Connect: teams sharing a channel
+        self._app_tokens: dict[str, str] = {}  # app-level token (xapp-) -> Socket Mode URL
         self._clear_state()
 
     def _clear_state(self) -> None:
@@ -766,6 +768,18 @@ class FakeSlack:
             self._revoked.discard(token)
             if bot_user_id not in self._users:
                 self.add_user(team_id, bot_user_id, bot_name, is_bot=True)
+
+    def connect_teams(self, team_a: str, team_b: str) -> None:
+        """Slack Connect: the two organisations share a channel, so each one's bot can look
+        up the other's users (`users.info` answers with the user's own `team_id`)."""
+        with self._lock:
+            self._connected.add(frozenset((team_a, team_b)))
+
+    def add_app_token(self, token: str, socket_url: str) -> None:
+        """Make ``token`` an app-level token whose ``apps.connections.open`` hands out
+        ``socket_url`` (a Socket Mode WebSocket server the test runs)."""
+        with self._lock:
+            self._app_tokens[token] = socket_url
 
     def revoke_token(self, token: str) -> None:
         """Answer ``token_revoked`` for this token from now on (app uninstalled)."""
@@ -1093,6 +1107,10 @@ class FakeSlack:
     def _channel_key(self, channel: str) -> str:
         return f"D{channel}" if channel in self._users else channel
 
+    def _visible(self, team_id: str, user_team_id: str) -> bool:
+        """A bot sees its own team's users and those of teams it shares a channel with."""
+        return team_id == user_team_id or frozenset((team_id, user_team_id)) in self._connected
+
     def _user_in(self, team_id: str, user_id: str | None) -> _User:
         user = self._users.get(user_id or "")
         if user is None or user.team_id != team_id:
@@ -1215,7 +1233,9 @@ class FakeSlack:
         return data
 
     def _m_users_info(self, ctx: _Ctx) -> JSON:
-        user = self._user_in(ctx.auth.team_id, ctx.arg("user"))
+        user = self._users.get(ctx.arg("user"))
+        if user is None or not self._visible(ctx.auth.team_id, user.team_id):
+            raise SlackError("user_not_found")
         return {"user": self._user_json(user, ctx.auth)}
 
     def _m_users_lookupByEmail(self, ctx: _Ctx) -> JSON:
@@ -1644,6 +1664,14 @@ class FakeSlack:
             return self._record(call, _Ctx(method, {}, None), 200, _error_body("invalid_json"))
 
     def _dispatch(self, method: str, token: str | None, ctx: _Ctx) -> JSON:
+        if method == "apps.connections.open":  # the one method that takes an app-level token
+            if not token:
+                raise SlackError("not_authed")
+            if token not in self._app_tokens:
+                raise SlackError("not_allowed_token_type" if ctx.token else "invalid_auth")
+            return {"ok": True, "url": self._app_tokens[token]}
+        if token in self._app_tokens:
+            raise SlackError("not_allowed_token_type")
         if method not in self._NO_AUTH:
             if not token:
                 raise SlackError("not_authed")

@@ -189,6 +189,14 @@ class Undo:
 
 
 @dataclass(frozen=True)
+class Away:
+    """Take no round-robin leads until `when` (typed, read in the rep's zone); None: back now."""
+
+    user: Mention | None
+    when: str | None
+
+
+@dataclass(frozen=True)
 class Delete:
     record: str
 
@@ -220,6 +228,7 @@ Command: TypeAlias = (
     | Report
     | History
     | Undo
+    | Away
     | Delete
     | Restore
     | Settings
@@ -348,6 +357,12 @@ VERBS: dict[str, VerbHelp] = {
         "history RECORD", "A record's audit trail: who changed what, and when.", ("history D-21",)
     ),
     "undo": VerbHelp("undo", "Revert your own last change (within 15 minutes).", ("undo",)),
+    "away": VerbHelp(
+        "away [@user] until WHEN | away off",
+        "Holidays, sick days: no web leads come your way until WHEN; `away off` when you're "
+        "back. Managers mark others.",
+        ("away until monday 9am", "away off", "away @bob in 2 weeks"),
+    ),
     "delete": VerbHelp(
         "delete RECORD", "Admins: delete a record (restore brings it back).", ("delete L-12",)
     ),
@@ -356,7 +371,8 @@ VERBS: dict[str, VerbHelp] = {
     ),
     "settings": VerbHelp(
         "settings",
-        "Admins: reminder channel, digest time, stages, roles and intake token.",
+        "Admins: stages, reminder channels, digest time, roles and teams, web-form intake and "
+        "territory rules.",
         ("settings",),
     ),
 }
@@ -1063,6 +1079,25 @@ def _parse_report(ctx: _Context, args: list[_Token]) -> Command:
     return Report(_PERIODS[words[0]] if words else "week", user)
 
 
+_BACK = frozenset({"off", "back", "none", "no", "stop"})
+
+
+def _parse_away(ctx: _Context, args: list[_Token]) -> Command:
+    user: Mention | None = None
+    if args and args[0].mention is not None:
+        user, args = args[0].mention, args[1:]
+    if any(token.mention is not None for token in args):
+        raise ctx.error("away", "One person at a time.")
+    words = [t.text for t in args if not _is_separator(t)]
+    if len(words) == 1 and words[0].casefold() in _BACK:
+        return Away(user, None)
+    if words and words[0].casefold() == "until":
+        words = words[1:]
+    if not words:
+        raise ctx.error("away", "Until when? For example `away until monday 9am`.")
+    return Away(user, " ".join(words))
+
+
 _Parser: TypeAlias = Callable[[_Context, list[_Token]], Command]
 
 _PARSERS: dict[str, _Parser] = {
@@ -1082,6 +1117,7 @@ _PARSERS: dict[str, _Parser] = {
     "report": _parse_report,
     "history": _record_verb("history", History),
     "undo": lambda ctx, args: Undo(),
+    "away": _parse_away,
     "delete": _record_verb("delete", Delete),
     "restore": _record_verb("restore", Restore),
     "settings": lambda ctx, args: Settings(),

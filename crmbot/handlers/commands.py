@@ -192,6 +192,20 @@ class CommandHandler:
                 return report_views.history(crm.record_history(ws, record))
             case ct.Undo():
                 return report_views.undone(crm.undo(ws, by=by))
+            case ct.Away(user=mention, when=typed):
+                whose = self.user_of(actor, mention) if mention else by
+                until = parse_when(typed, actor.tz, crm.now()) if typed else None
+                if until is not None and until.in_past:
+                    raise InvalidInput(
+                        "when", f"{typed} has already passed.", example="away until monday"
+                    )
+                crm.set_away(ws, whose, until.at if until else None, by=by)
+                who = "You're" if whose == by else f"{render.user(whose)} is"
+                if until is None:
+                    return render.text(f"{who} back: new web leads come round again.")
+                return render.text(
+                    f"{who} away until {render.when(until.at)}: no web leads until then."
+                )
             case ct.Delete(record=record):
                 view = crm.delete(ws, record, by=by)
                 return render.text(

@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from crmbot.domain import InvalidInput, RepView, Role
+from crmbot.domain import InvalidInput, PermissionDenied, RepView, Role
 from crmbot.service import CrmService
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,10 @@ class Directory:
         profile = self._users_info(client, user_id)
         if profile is None:
             return known or self._crm.upsert_rep(ws, user_id, name=user_id)
+        home, org = profile.pop("team_id"), profile.pop("enterprise_id")
+        if _is_guest(ws, enterprise_id, home, org):
+            log.info("refused %s: a member of %s, not of %s", user_id, home, ws)
+            raise PermissionDenied(GUESTS)
         return self._crm.upsert_rep(ws, user_id, **profile)
 
     @staticmethod
@@ -103,4 +107,24 @@ class Directory:
             "tz": str(user.get("tz") or "UTC"),
             "email": profile.get("email"),
             "active": not user.get("deleted", False),
+            "team_id": user.get("team_id"),
+            "enterprise_id": (user.get("enterprise_user") or {}).get("enterprise_id"),
         }
+
+
+GUESTS = (
+    "crmbot keeps this workspace's customer records for its own members, and you're here "
+    "from another organisation (Slack Connect). Ask the people you work with here to look "
+    "something up or log it for you."
+)
+
+
+def _is_guest(ws: str, enterprise_id: str | None, home: str | None, org: str | None) -> bool:
+    """Whether users.info says the person belongs to another organisation (Slack Connect).
+
+    A member's home team is the workspace, or (Enterprise Grid) any team of the same
+    enterprise; a profile without a team id is given the benefit of the doubt.
+    """
+    if not home or home == ws:
+        return False
+    return not (enterprise_id and org == enterprise_id) and org != ws

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crmbot.domain import AmbiguousName, CrmError
-from crmbot.handlers import render
+from crmbot.handlers import render, request_keys
 from crmbot.handlers.command_text import CommandError
 
 log = logging.getLogger("crmbot")
@@ -30,8 +30,11 @@ def reply_for(error: BaseException) -> render.Reply:
     )
 
 
-def handle_error(error: Exception, body: dict[str, Any], respond: Any, logger: Any) -> None:
+def handle_error(
+    error: Exception, body: dict[str, Any], respond: Any, logger: Any, ack: Any = None
+) -> None:
     """Bolt's global error handler: answer the person privately when we can."""
+    request_keys.failed(ack, error)
     reply = reply_for(error)
     if respond is not None:
         try:
@@ -76,6 +79,7 @@ def guarded(listener: Listener) -> Listener:
         except Exception as error:
             ack = kwargs.get("ack")
             body = kwargs.get("body") or {}
+            request_keys.failed(ack, error)  # before the ack below, which would settle it
             if ack is not None and getattr(ack, "response", None) is None:
                 errors = _on_form(error, body)
                 if errors is not None:  # keep the modal open and say why on it

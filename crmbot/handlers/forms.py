@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 from crmbot.dates import When, parse_when
@@ -23,6 +24,8 @@ from crmbot.handlers.modal_views import (
     NOTES_MAX,
     OUTCOME_MAX,
     REASON_MAX,
+    STAGES_MAX,
+    TEAM_MAX,
     TEXT_MAX,
     TITLE_MAX,
     WHEN_MAX,
@@ -30,7 +33,9 @@ from crmbot.handlers.modal_views import (
     clip,
     zone,
 )
-from crmbot.parsing import clean_text, parse_email, parse_money, parse_phone, parse_ref
+from crmbot.parsing import clean_text, fold, parse_email, parse_money, parse_phone, parse_ref
+from crmbot.service.digests import require_channel
+from crmbot.service.stages import StageLine, parse_stage_lines
 
 T = TypeVar("T")
 ERROR_MAX = 300
@@ -118,10 +123,20 @@ class ConvertInput:
 
 @dataclass(frozen=True)
 class SettingsInput:
-    """A role change; both None when the admin changed nothing."""
+    """What the Settings modal holds.
+
+    The role and team change are None when the admin changed nothing; `team` is "" to take
+    the person out of their team. The stages, channels and digest time are as submitted
+    (None: left empty); the handler compares them with what is stored.
+    """
 
     user_id: str | None
     role: Role | None
+    team: str | None = None
+    stages: tuple[StageLine, ...] | None = None
+    reminder_channel: str | None = None
+    manager_channel: str | None = None
+    digest_time: str | None = None
 
 
 def read_metadata(raw: str | None) -> Metadata:
@@ -234,6 +249,9 @@ class _Reader:
         except ValueError:
             self.fail(block, "Pick a time from the list.")
             return None
+
+    def conversation(self, block: BlockId) -> str | None:
+        return self._raw(block, "selected_conversation")
 
     def user(self, block: BlockId, *, required: bool = False) -> str | None:
         value = self._raw(block, "selected_user")
@@ -407,9 +425,21 @@ def parse_convert(values: dict[str, Any]) -> ConvertInput | FieldErrors:
 
 
 def parse_settings(values: dict[str, Any]) -> SettingsInput | FieldErrors:
-    """Settings: a role change needs both the person and the role."""
+    """Settings: the stage editor, channels and digest time; a role or team change needs
+    the person and the role or team."""
     r = _Reader(values)
+    stage_text = r.text(BlockId.STAGES, max_len=STAGES_MAX, multiline=True, required=True)
+    stages = r.guard(BlockId.STAGES, lambda: parse_stage_lines(stage_text)) if stage_text else None
+    channels: dict[BlockId, str | None] = {}
+    for block in (BlockId.REMINDER_CHANNEL, BlockId.MANAGER_CHANNEL):
+        raw = r.conversation(block)
+        if raw is not None:
+            channels[block] = r.guard(block, partial(require_channel, raw, block.value))
+    digest = r.clock(BlockId.DIGEST_TIME)
     user = r.user(BlockId.ROLE_USER)
+    team: str | None = r.text(BlockId.TEAM, max_len=TEAM_MAX) or None
+    if team is not None and fold(team) == "none":
+        team = ""
     value = r.choice(BlockId.ROLE)
     role: Role | None = None
     if value is not None:
@@ -417,8 +447,18 @@ def parse_settings(values: dict[str, Any]) -> SettingsInput | FieldErrors:
             role = Role(value)
         except ValueError:
             r.fail(BlockId.ROLE, "Please choose one of the options.")
-    if user and value is None:
-        r.fail(BlockId.ROLE, "Choose the new role.")
-    if value and user is None and BlockId.ROLE_USER.value not in r.errors:
-        r.fail(BlockId.ROLE_USER, "Choose whose role changes.")
-    return r.result(lambda: SettingsInput(user, role))
+    if user and value is None and team is None:
+        r.fail(BlockId.ROLE, "Choose the new role, or type their team.")
+    if (value or team is not None) and user is None and BlockId.ROLE_USER.value not in r.errors:
+        r.fail(BlockId.ROLE_USER, "Choose whose role or team changes.")
+    return r.result(
+        lambda: SettingsInput(
+            user,
+            role,
+            team,
+            stages or None,
+            channels.get(BlockId.REMINDER_CHANNEL),
+            channels.get(BlockId.MANAGER_CHANNEL),
+            digest.strftime("%H:%M") if digest is not None else None,
+        )
+    )

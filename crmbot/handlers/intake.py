@@ -10,8 +10,10 @@ then logged — the lead is saved regardless.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -25,7 +27,12 @@ from slack_sdk.models.blocks import (
     ConversationFilter,
     ConversationSelectElement,
     DividerBlock,
+    InputBlock,
+    Option,
+    PlainTextInputElement,
     SectionBlock,
+    StaticSelectElement,
+    UserMultiSelectElement,
 )
 
 from crmbot.config import Settings
@@ -35,11 +42,13 @@ from crmbot.handlers import render
 from crmbot.handlers.context import Actor
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import guarded
-from crmbot.handlers.forms import read_metadata
+from crmbot.handlers.forms import FieldErrors, read_metadata
 from crmbot.handlers.ids import Action
 from crmbot.intake_http import IntakeEndpoint
 from crmbot.service import CrmService
+from crmbot.service.assignment import MAX_RULE_REPS, TERRITORY_FIELDS, TerritoryRuleView
 from crmbot.service.intake import IntakeOutcome, IntakeSettings
+from crmbot.workhours import MAX_MINUTES
 
 log = logging.getLogger(__name__)
 MESSAGE_SHOWN = 500  # characters of the form's message shown in Slack
@@ -205,8 +214,14 @@ def intake_endpoint(settings: Settings, crm: CrmService, app: App) -> IntakeEndp
 # --- settings: the token and the intake channel ------------------------------------------
 
 
-def settings_blocks(info: IntakeSettings, *, new_token: str | None = None) -> list[Block]:
-    """The Settings modal's intake part: the token (rotate), the channel, the SLA."""
+def settings_blocks(
+    info: IntakeSettings,
+    *,
+    new_token: str | None = None,
+    rules: tuple[TerritoryRuleView, ...] = (),
+) -> list[Block]:
+    """The Settings modal's intake part: the token (rotate), the channel, the response time
+    and the territory rules (one people picker per rule, and a row for a new rule)."""
     if info.token_hint and info.token_created_at:
         token = (
             f"Intake token `…{info.token_hint}`, made {render.when(info.token_created_at)}"
@@ -246,20 +261,184 @@ def settings_blocks(info: IntakeSettings, *, new_token: str | None = None) -> li
     blocks += [
         SectionBlock(text=render.md(token), accessory=rotate),
         SectionBlock(text=render.md("New web leads are announced in"), accessory=picker),
-        render.context(
-            f"Each web lead gets a follow-up due within {info.sla_minutes} working minutes "
-            "of its owner's day. Territory rules and the response time: `crmbot intake --help`."
+        InputBlock(
+            block_id=B.SLA.value,
+            label="First follow-up within (working minutes)",
+            element=PlainTextInputElement(
+                action_id=B.SLA.value, initial_value=str(info.sla_minutes), max_length=6
+            ),
+            optional=True,
+            hint="Each web lead gets a follow-up due this much working time into its owner's day.",
+        ),
+        render.section(
+            "*Territory rules* · a lead whose country, region or industry matches a rule goes to "
+            "that rule's reps in turn; the others go round-robin to everyone. Take everyone off "
+            "a rule to delete it."
+        ),
+    ]
+    for rule in rules[:MAX_RULES_SHOWN]:
+        blocks.append(
+            InputBlock(
+                block_id=rule_block(rule),
+                label=views.clip(f"{rule.field.title()}: {rule.value}", 150),
+                element=UserMultiSelectElement(
+                    action_id="reps", initial_users=list(rule.reps), max_selected_items=50
+                ),
+                optional=True,
+            )
+        )
+    if len(rules) > MAX_RULES_SHOWN:
+        blocks.append(
+            render.context(
+                f"{len(rules) - MAX_RULES_SHOWN} more rules: `crmbot intake rules` lists them all."
+            )
+        )
+    blocks += [
+        InputBlock(
+            block_id=B.NEW_RULE_FIELD.value,
+            label="New rule: leads whose",
+            element=StaticSelectElement(
+                action_id=B.NEW_RULE_FIELD.value,
+                placeholder="country, region or industry",
+                options=[Option(value=f, label=f.title()) for f in TERRITORY_FIELDS],
+            ),
+            optional=True,
+        ),
+        InputBlock(
+            block_id=B.NEW_RULE_VALUE.value,
+            label="is",
+            element=PlainTextInputElement(
+                action_id=B.NEW_RULE_VALUE.value, placeholder="e.g. DE, EMEA, SaaS", max_length=100
+            ),
+            optional=True,
+        ),
+        InputBlock(
+            block_id=B.NEW_RULE_REPS.value,
+            label="go to",
+            element=UserMultiSelectElement(
+                action_id=B.NEW_RULE_REPS.value, max_selected_items=MAX_RULE_REPS
+            ),
+            optional=True,
         ),
     ]
     return blocks
+
+
+MAX_RULES_SHOWN = 40  # the rest of the modal takes ~30 of Slack's 100 blocks
+RULE_PREFIX = "rule|"
+_USER = re.compile(r"[UW][A-Z0-9]{1,31}")
+B = views.BlockId
+
+
+def rule_block(rule: TerritoryRuleView) -> str:
+    return f"{RULE_PREFIX}{rule.field}|{rule.value}"
+
+
+@dataclass(frozen=True)
+class IntakePart:
+    """The intake part of a Settings submission: the response time (None: left empty), the
+    reps now on each shown rule (keyed by field and value), and a new rule if one was made."""
+
+    sla_minutes: int | None
+    rules: dict[tuple[str, str], tuple[str, ...]]
+    new_rule: TerritoryRuleView | None
+
+
+def parse_intake_part(values: dict[str, Any]) -> IntakePart | FieldErrors:
+    """Read the intake part of the Settings modal; FieldErrors name the wrong inputs."""
+    errors: dict[str, str] = {}
+
+    def element(block: str) -> dict[str, Any]:
+        actions = values.get(block) if isinstance(values, dict) else None
+        found = next(iter(actions.values()), None) if isinstance(actions, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    def users(block: str) -> tuple[str, ...]:
+        picked = element(block).get("selected_users") or []
+        if not isinstance(picked, list) or not all(
+            isinstance(u, str) and _USER.fullmatch(u) for u in picked
+        ):
+            errors[block] = "Choose people from the list."
+            return ()
+        return tuple(dict.fromkeys(picked))
+
+    sla: int | None = None
+    raw_sla = str(element(B.SLA.value).get("value") or "").strip()
+    if raw_sla:
+        if raw_sla.isdigit() and 0 < int(raw_sla) <= MAX_MINUTES:
+            sla = int(raw_sla)
+        else:
+            errors[B.SLA.value] = f"Type a number of minutes from 1 to {MAX_MINUTES}."
+    rules: dict[tuple[str, str], tuple[str, ...]] = {}
+    for block in values if isinstance(values, dict) else {}:
+        if isinstance(block, str) and block.startswith(RULE_PREFIX):
+            parts = block.removeprefix(RULE_PREFIX).split("|", 1)
+            if len(parts) == 2 and parts[0] in TERRITORY_FIELDS:
+                rules[(parts[0], parts[1])] = users(block)
+    selected = element(B.NEW_RULE_FIELD.value).get("selected_option")
+    field = selected.get("value") if isinstance(selected, dict) else None
+    value = str(element(B.NEW_RULE_VALUE.value).get("value") or "").strip()
+    reps = users(B.NEW_RULE_REPS.value)
+    new_rule = None
+    if field or value or reps:
+        if field not in TERRITORY_FIELDS:
+            errors[B.NEW_RULE_FIELD.value] = "Choose country, region or industry."
+        if not value:
+            errors[B.NEW_RULE_VALUE.value] = "Type the value leads must have, e.g. DE."
+        if not reps:
+            errors.setdefault(B.NEW_RULE_REPS.value, "Choose who gets these leads.")
+        new_rule = TerritoryRuleView(str(field), value, reps)
+    if errors:
+        return FieldErrors(errors)
+    return IntakePart(sla, rules, new_rule)
+
+
+def apply_intake_part(crm: CrmService, actor: Actor, part: IntakePart) -> list[str]:
+    """Save what changed in the intake part; what to tell the admin."""
+    said: list[str] = []
+    if (
+        part.sla_minutes is not None
+        and part.sla_minutes != crm.intake_settings(actor.ws).sla_minutes
+    ):
+        crm.set_response_sla(actor.ws, part.sla_minutes, by=actor.user_id)
+        said.append(f"Web leads get a follow-up within {part.sla_minutes} working minutes.")
+    current = {(r.field, r.value): r.reps for r in crm.territory_rules(actor.ws)}
+    for (field, value), reps in part.rules.items():
+        if (field, value) not in current or set(reps) == set(current[(field, value)]):
+            continue
+        label = f"{field} {render.esc(value)}"
+        if reps:
+            crm.set_territory_rule(actor.ws, field, value, reps, by=actor.user_id)
+            said.append(f"Leads with {label} go to {_people(reps)}.")
+        else:
+            crm.delete_territory_rule(actor.ws, field, value, by=actor.user_id)
+            said.append(f"The rule for {label} is gone.")
+    if part.new_rule is not None:
+        rule = crm.set_territory_rule(
+            actor.ws, part.new_rule.field, part.new_rule.value, part.new_rule.reps, by=actor.user_id
+        )
+        said.append(f"Leads with {rule.field} {render.esc(rule.value)} go to {_people(rule.reps)}.")
+    return said
+
+
+def _people(reps: tuple[str, ...]) -> str:
+    return ", ".join(render.user(r) for r in reps)
 
 
 def settings_view(
     deps: Deps, actor: Actor, channel_id: str | None, *, new_token: str | None = None
 ) -> Any:
     """The whole Settings modal, with the intake part."""
-    extra = settings_blocks(deps.crm.intake_settings(actor.ws), new_token=new_token)
-    return views.settings(channel_id, stages=deps.crm.stages(actor.ws), extra=extra)
+    extra = settings_blocks(
+        deps.crm.intake_settings(actor.ws),
+        new_token=new_token,
+        rules=deps.crm.territory_rules(actor.ws),
+    )
+    now = deps.crm.reminder_settings(actor.ws)
+    reminders = views.SettingsNow(now.reminder_channel, now.manager_channel, now.digest_time)
+    return views.settings(
+        channel_id, stages=deps.crm.stages(actor.ws), reminders=reminders, extra=extra
+    )
 
 
 # --- listeners ---------------------------------------------------------------------------

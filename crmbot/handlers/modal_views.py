@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
+    ConversationFilter,
+    ConversationSelectElement,
     DatePickerElement,
     ExternalDataSelectElement,
     InputBlock,
@@ -33,6 +35,8 @@ from crmbot.handlers.render import esc
 # Limits shared with forms.py, so what Slack lets through and what we accept agree.
 NAME_MAX = 200
 TEXT_MAX = 200
+TEAM_MAX = 100  # the service's limit on a team name
+STAGES_MAX = 2000  # the stage editor: 20 stages of up to 60 characters, and their numbers
 NOTES_MAX = 3000
 OUTCOME_MAX = 200
 WHEN_MAX = 200
@@ -71,6 +75,15 @@ class BlockId(StrEnum):
     DEAL_NAME = "deal_name"
     ROLE_USER = "role_user"
     ROLE = "role"
+    TEAM = "team"
+    STAGES = "stages"
+    REMINDER_CHANNEL = "reminder_channel"
+    MANAGER_CHANNEL = "manager_channel"
+    DIGEST_TIME = "digest_time"
+    SLA = "sla"
+    NEW_RULE_FIELD = "new_rule_field"
+    NEW_RULE_VALUE = "new_rule_value"
+    NEW_RULE_REPS = "new_rule_reps"
 
 
 SOURCES: tuple[tuple[str, str], ...] = (
@@ -414,28 +427,51 @@ def convert_lead(channel_id: str | None, *, lead: LeadView, stages: Sequence[Sta
 
 
 def settings(
-    channel_id: str | None, *, stages: Sequence[StageView], extra: Sequence[Block] = ()
+    channel_id: str | None,
+    *,
+    stages: Sequence[StageView],
+    reminders: SettingsNow | None = None,
+    extra: Sequence[Block] = (),
 ) -> View:
-    """Settings (admins): the pipeline, read-only, changing someone's role, then `extra`
-    (the web-form intake's part, from handlers/intake.py)."""
-    pipeline = "\n".join(
-        f"{s.position + 1}. *{esc(s.name)}* · {s.probability} %"
-        + (f" · {s.kind.value}" if s.kind is not StageKind.OPEN else "")
-        for s in stages
-    )
+    """Settings (admins): the pipeline's stages, the reminder channels and digest time,
+    someone's role and team, then `extra` (the web-form intake's part, from handlers/intake.py).
+    """
+    now = reminders or SettingsNow()
     blocks: list[Block] = [
-        _section(f"*Pipeline stages*\n{pipeline or 'none yet'}"),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text="Stages, the reminder channel and the digest time "
-                    "can't be changed here yet."
-                )
-            ]
+        _text(
+            BlockId.STAGES,
+            "Pipeline stages",
+            initial=stage_lines(stages),
+            max_len=STAGES_MAX,
+            optional=False,
+            multiline=True,
+            hint="One stage per line, in order, with its win probability. Rename a stage with "
+            "Old -> New (its deals stay in it). Won and Lost close deals; keep them.",
+        ),
+        _input(
+            BlockId.REMINDER_CHANNEL,
+            "Reminder channel",
+            _channel_picker(BlockId.REMINDER_CHANNEL, now.reminder_channel),
+            optional=True,
+            hint="Overdue follow-ups created in a DM are reminded here.",
+        ),
+        _input(
+            BlockId.MANAGER_CHANNEL,
+            "Escalation channel",
+            _channel_picker(BlockId.MANAGER_CHANNEL, now.manager_channel),
+            optional=True,
+            hint="Follow-ups overdue for days are escalated to managers here.",
+        ),
+        _input(
+            BlockId.DIGEST_TIME,
+            "Morning digest time",
+            TimePickerElement(action_id=BlockId.DIGEST_TIME.value, initial_time=now.digest_time),
+            optional=True,
+            hint="Each rep's morning DM, in their own time zone.",
         ),
         _input(
             BlockId.ROLE_USER,
-            "Change the role of",
+            "Change the role or team of",
             UserSelectElement(action_id=BlockId.ROLE_USER.value, placeholder="Choose a person"),
             optional=True,
         ),
@@ -445,9 +481,42 @@ def settings(
             [(role.value, label) for role, label in ROLE_LABELS.items()],
             optional=True,
         ),
+        _text(
+            BlockId.TEAM,
+            "Their team",
+            max_len=TEAM_MAX,
+            placeholder="e.g. EMEA",
+            hint="A manager with a team acts on that team's records only. "
+            "Type none to take the person out of their team.",
+        ),
         *extra,
     ]
     return _modal(Modal.SETTINGS, "CRM settings", "Save", blocks, metadata(channel_id))
+
+
+@dataclass(frozen=True)
+class SettingsNow:
+    """The reminder settings the Settings modal starts from."""
+
+    reminder_channel: str | None = None
+    manager_channel: str | None = None
+    digest_time: str = "09:00"
+
+
+def stage_lines(stages: Sequence[StageView]) -> str:
+    """The stage editor's text: "Proposal 50%" per line, in pipeline order."""
+    return "\n".join(
+        s.name if s.kind is not StageKind.OPEN else f"{s.name} {s.probability}%" for s in stages
+    )
+
+
+def _channel_picker(block: BlockId, channel: str | None) -> ConversationSelectElement:
+    return ConversationSelectElement(
+        action_id=block.value,
+        placeholder="Choose a channel",
+        initial_conversation=channel,
+        filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
+    )
 
 
 def log_message(

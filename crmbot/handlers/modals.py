@@ -23,8 +23,11 @@ from crmbot.domain import (
     InteractionView,
     InvalidInput,
     RecordNotFound,
+    Role,
+    StageKind,
+    StageView,
 )
-from crmbot.handlers import duplicates, forms, render
+from crmbot.handlers import duplicates, forms, intake, render
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.context import Actor, workspace_of
 from crmbot.handlers.deps import Deps
@@ -77,7 +80,12 @@ FIELD_BLOCKS: dict[Modal, dict[str, BlockId]] = {
         "domain": B.ACCOUNT,
         "currency": B.AMOUNT,
     },
-    Modal.SETTINGS: {"user": B.ROLE_USER},
+    Modal.SETTINGS: {
+        "user": B.ROLE_USER,
+        "field": B.NEW_RULE_FIELD,
+        "value": B.NEW_RULE_VALUE,
+        "reps": B.NEW_RULE_REPS,
+    },
     Modal.LOG_MESSAGE: {"about": B.RECORD, "permalink": B.NOTES, "summary": B.NOTES},
 }
 
@@ -148,10 +156,10 @@ class Submissions:
             context: BoltContext,
             client: WebClient,
         ) -> None:
-            actor = self.deps.directory.actor(context, client, body["user"]["id"])
             meta = forms.read_metadata(view.get("private_metadata"))
             values = (view.get("state") or {}).get("values") or {}
             try:
+                actor = self.deps.directory.actor(context, client, body["user"]["id"])
                 outcome = work(actor, meta, values, client)
             except CrmError as error:
                 ack(response_action="errors", errors=errors_for(error, view, aliases))
@@ -328,17 +336,77 @@ class Submissions:
         )
         return Done(render.conversion(result))
 
+    def _pipeline_and_reminders(self, actor: Actor, form: forms.SettingsInput) -> list[str]:
+        """Apply the stage editor and the reminder settings where they changed; what changed.
+
+        The stages go first: they are the part that can still be refused (a stage with deals
+        in it), and a refusal must leave everything else unchanged too.
+        """
+        said: list[str] = []
+        if form.stages is not None and _changed_stages(form, self.crm.stages(actor.ws)):
+            stages = self.crm.set_stages(actor.ws, form.stages, by=actor.user_id)
+            names = ", ".join(render.esc(s.name) for s in stages)
+            said.append(f"The pipeline is now {names}.")
+        now = self.crm.reminder_settings(actor.ws)
+        changes = {
+            "reminder_channel": form.reminder_channel,
+            "manager_channel": form.manager_channel,
+            "digest_time": form.digest_time,
+        }
+        changed = {k: v for k, v in changes.items() if v is not None and v != getattr(now, k)}
+        if changed:
+            self.crm.configure_reminders(
+                actor.ws,
+                by=actor.user_id,
+                reminder_channel=changed.get("reminder_channel"),
+                manager_channel=changed.get("manager_channel"),
+                digest_time=changed.get("digest_time"),
+            )
+            if "reminder_channel" in changed:
+                said.append(f"Reminders go to <#{changed['reminder_channel']}>.")
+            if "manager_channel" in changed:
+                said.append(f"Escalations go to <#{changed['manager_channel']}>.")
+            if "digest_time" in changed:
+                said.append(f"Morning digests at {changed['digest_time']} local time.")
+        return said
+
     def settings(
         self, actor: Actor, meta: Metadata, values: dict[str, Any], client: WebClient
     ) -> Done | FieldErrors:
         form = forms.parse_settings(values)
-        if isinstance(form, FieldErrors):
-            return form
-        if form.user_id is None or form.role is None:
-            return Done(render.text("Settings saved; nothing changed."))
-        rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
+        intake_part = intake.parse_intake_part(values)
+        if isinstance(form, FieldErrors) or isinstance(intake_part, FieldErrors):
+            return FieldErrors(
+                {
+                    **(intake_part.by_block if isinstance(intake_part, FieldErrors) else {}),
+                    **(form.by_block if isinstance(form, FieldErrors) else {}),
+                }
+            )
+        if actor.role is not Role.ADMIN:  # the service says so too; say it where it's about
+            block = B.ROLE_USER if form.user_id else B.STAGES
+            return FieldErrors({block.value: "Only admins can change settings."})
+        said = self._pipeline_and_reminders(actor, form)
+        said += intake.apply_intake_part(self.crm, actor, intake_part)
+        if form.user_id is None or (form.role is None and form.team is None):
+            return Done(render.text(" ".join(said) or "Settings saved; nothing changed."))
+        if form.role is not None:
+            rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
+            said.append(f"{render.user(rep.user_id)} is now {rep.role.value}.")
+        if form.team is not None:
+            rep = self.crm.set_team(actor.ws, form.user_id, form.team, by=actor.user_id)
+            in_team = f"in team {render.esc(rep.team)}" if rep.team else "in no team"
+            said.append(f"{render.user(rep.user_id)} is now {in_team}.")
         self.deps.directory.rep(actor.ws, client, form.user_id)  # their Slack profile, after
-        return Done(render.text(f"{render.user(rep.user_id)} is now {rep.role.value}."))
+        return Done(render.text(" ".join(said)))
+
+
+def _changed_stages(form: forms.SettingsInput, now: tuple[StageView, ...]) -> bool:
+    if form.stages is None:
+        return False
+    typed = [(s.was, s.name, s.probability) for s in form.stages]
+    return typed != [
+        (None, s.name, s.probability if s.kind is StageKind.OPEN else None) for s in now
+    ]
 
 
 def _ref(meta: Metadata, what: str) -> str:

@@ -7,9 +7,11 @@ from crmbot.service.intake import IntakeService
 from crmbot.service.records import Assigned
 from crmbot.service.reminder_messages import ReminderService
 from crmbot.service.reports import ReportService
+from crmbot.service.request_keys import RequestKeyService
+from crmbot.service.stages import StageService
 
 
-class CrmService(ReminderService, IntakeService, ReportService):
+class CrmService(ReminderService, IntakeService, ReportService, StageService, RequestKeyService):
     """All of crmbot's verbs; one transaction per call, frozen views out."""
 
 

@@ -27,6 +27,7 @@ from crmbot.parsing import clean_text, parse_ref
 from crmbot.service import present
 from crmbot.service.base import optional_user
 from crmbot.service.deals import DealService
+from crmbot.service.workspace import may_change
 from crmbot.store import queries
 from crmbot.store.models import Account, Contact, Deal, FollowUp, Interaction, Lead, Rep
 
@@ -389,11 +390,18 @@ class ActivityService(DealService):
         The same rule as `_require_can_change`, for surfaces deciding which buttons to show.
         """
         with self._db.read() as session:
-            rep = session.scalars(
-                select(Rep).where(Rep.workspace_id == ws, Rep.user_id == user_id)
-            ).one_or_none()
+            found = {
+                r.user_id: r
+                for r in session.scalars(
+                    select(Rep).where(
+                        Rep.workspace_id == ws, Rep.user_id.in_({user_id, owner_id or user_id})
+                    )
+                )
+            }
+            rep, owner = found.get(user_id), found.get(owner_id or "")
             role = Role(rep.role) if rep else Role.REP
-            return role is not Role.REP or owner_id == user_id
+            team = rep.team if rep else None
+            return may_change(role, user_id, team, owner_id, owner.team if owner else None)
 
 
 TEXT_OUTCOME = 200

@@ -16,7 +16,7 @@ from crmbot.domain import (
     StageKind,
     StageView,
 )
-from crmbot.parsing import fold
+from crmbot.parsing import clean_text, fold
 from crmbot.service.base import ServiceBase, is_user_id, require_user
 from crmbot.store import queries
 from crmbot.store.models import Rep, Stage, Workspace
@@ -41,7 +41,27 @@ def rep_view(rep: Rep) -> RepView:
         email=rep.email,
         territory=rep.territory,
         refreshed_at=rep.refreshed_at,
+        team=rep.team,
     )
+
+
+TEAM_MAX = 100
+
+
+def may_change(
+    role: Role, user_id: str, team: str | None, owner_id: str | None, owner_team: str | None
+) -> bool:
+    """Whether a rep may change a record owned by `owner_id` (a member of `owner_team`).
+
+    Admins change anything. Everyone changes what they own. A manager without a team
+    manages the whole workspace; a manager with a team changes unowned records and the
+    records of that team's members, and nothing owned by someone outside it.
+    """
+    if role is Role.ADMIN or (owner_id is not None and owner_id == user_id):
+        return True
+    if role is not Role.MANAGER:
+        return False
+    return team is None or owner_id is None or owner_team == team
 
 
 class WorkspaceService(ServiceBase):
@@ -185,6 +205,15 @@ class WorkspaceService(ServiceBase):
             rep.role = role.value
             return rep_view(rep)
 
+    def set_team(self, ws: str, user_id: str, team: str | None, *, by: str) -> RepView:
+        """Admins put a rep in a sales team (None: no team)."""
+        cleaned = clean_text(team or "", field="team", max_len=TEAM_MAX) or None
+        with self._db.write() as session:
+            self._require_role(session, ws, by, Role.ADMIN, "change teams")
+            rep = self.ensure_rep(session, ws, user_id)
+            rep.team = cleaned
+            return rep_view(rep)
+
     def _require_role(self, session: Session, ws: str, user_id: str, role: Role, doing: str) -> Rep:
         rep = self.ensure_rep(session, ws, user_id)
         rank = {Role.REP: 0, Role.MANAGER: 1, Role.ADMIN: 2}
@@ -196,25 +225,28 @@ class WorkspaceService(ServiceBase):
     def _require_can_change(
         self, session: Session, ws: str, by: str, record: Any, doing: str
     ) -> Rep:
-        """The acting rep, if they may change `record`: its owner, a manager or an admin.
+        """The acting rep, if they may change `record`: its owner, their manager or an admin.
 
-        There is no team model yet, so a manager's "team" is the whole workspace. The role
-        is read inside the caller's transaction, so a demotion takes effect at once.
+        See `may_change` for the rule. The roles and teams are read inside the caller's
+        transaction, so a demotion or a team change takes effect at once.
         """
         rep = self.ensure_rep(session, ws, by)
-        if Role(rep.role) is not Role.REP or record.owner_id == by:
+        owner_id = record.owner_id
+        owner = self._rep(session, ws, owner_id) if owner_id and owner_id != by else None
+        owner_team = owner.team if owner is not None else None
+        if may_change(Role(rep.role), by, rep.team, owner_id, owner_team):
             return rep
         ref = queries.ref_of(queries.kind_of(record), record.number)
-        if record.owner_id is None:
+        if owner_id is None:
             raise PermissionDenied(
                 f"{ref} has no owner yet: claim it first, or ask a manager or an admin "
                 f"to {doing} it."
             )
         # The error reaches Slack escaped, so name the owner in plain text, not as a mention.
-        owner = self._rep(session, ws, record.owner_id)
-        name = owner.name if owner is not None else record.owner_id
+        name = owner.name if owner is not None else owner_id
+        managers = f"a manager of team {owner_team}" if owner_team else "a manager"
         raise PermissionDenied(
-            f"Only the owner (@{name}), a manager or an admin can {doing} {ref}."
+            f"Only the owner (@{name}), {managers} or an admin can {doing} {ref}."
         )
 
     def stages(self, ws: str) -> tuple[StageView, ...]:

@@ -111,6 +111,8 @@ class Rep(Base):
     tz: Mapped[str] = mapped_column(String(64), default="UTC")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     territory: Mapped[str | None] = mapped_column(String(100))
+    # The sales team the rep belongs to; a manager with a team acts on that team's records.
+    team: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     refreshed_at: Mapped[datetime | None]
     # Round-robin intake skips a rep while this lies in the future (holidays, sick days).
@@ -514,3 +516,31 @@ class ScoreModel(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     model: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- request keys: retries and double submits (migration 0006) ---------------
+
+
+class RequestKey(Base):
+    """A Slack request claimed for processing, so a retry or a double submit runs once.
+
+    Claimed with an upsert that only takes over an expired row of (workspace, key), so every
+    process sharing the database agrees (crmbot/store/request_keys.py). No foreign key: the
+    first request of a new workspace is claimed before its workspace row exists. `token`
+    tells the claimer's row apart from a later claim of the same key; `done_at` is set once
+    the request's answer was given.
+    """
+
+    __tablename__ = "request_key"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "key"),
+        Index("ix_request_key_expires", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(160))
+    token: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
