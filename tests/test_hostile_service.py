@@ -304,3 +304,19 @@ def _names(db: Database) -> list[tuple[str]]:
             for model in (Lead, Contact, Account, Deal)
             for name in session.scalars(select(model.name))
         ]
+
+
+@pytest.mark.parametrize("by", ["\x00", "U" * 40, "bob", ""])
+def test_an_actor_that_is_not_a_slack_user_is_refused_before_any_query(
+    seeded: CrmService, db: Database, by: str
+) -> None:
+    before = snapshot(db)
+    for verb in (
+        lambda: seeded.undo("T1", by=by),
+        lambda: seeded.create_lead("T1", by=by, name="Ana"),
+        lambda: seeded.tasks("T1", owner_id=by),
+        lambda: seeded.find_records("T1", by="UBOB", text="ana", owner_id=by),
+    ):
+        with pytest.raises(CrmError):
+            verb()
+    assert not changed_tables(before, snapshot(db))
