@@ -122,6 +122,10 @@ def parse_fields(content_type: str, body: bytes) -> dict[str, Any]:
             raise _error(
                 "400 Bad Request", f"The body is not valid JSON ({exc.msg}).", field="body"
             ) from None
+        except RecursionError:  # "[[[[…" deeper than the parser goes
+            raise _error(
+                "400 Bad Request", "The JSON is nested too deeply.", field="body"
+            ) from None
         if not isinstance(data, dict):
             raise _error("400 Bad Request", "The body must be a JSON object.", field="body")
         if len(data) > MAX_FIELDS:

@@ -315,11 +315,24 @@ def fold(text: str) -> str:
 # ---------------------------------------------------------------------------
 # Free text
 
-# Invisible characters that can disguise text. ZWNJ/ZWJ (U+200C/U+200D) are kept
-# inside text: emoji sequences and Persian/Indic spelling need them.
+# Invisible characters that can disguise text ("Pay\u200bPal", a right-to-left override that
+# shows "moc.evil" as "live.com"): zero-width space, soft hyphen, word joiner and invisible
+# operators, byte-order mark, the bidi marks, embeddings, overrides and isolates, the Mongolian
+# vowel separator, deprecated format controls and interlinear annotations. ZWNJ/ZWJ
+# (U+200C/U+200D) and variation selectors are kept inside text: emoji sequences and
+# Persian/Indic spelling need them. Right-to-left letters are kept: Unicode lays them out.
 _INVISIBLE = dict.fromkeys(
-    [0x200B, 0x200E, 0x200F, 0xFEFF, 0x2060, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    [
+        *(0x00AD, 0x061C, 0x180E, 0x200B, 0x200E, 0x200F, 0xFEFF),
+        *range(0x202A, 0x202F),
+        *range(0x2060, 0x2065),
+        *range(0x2066, 0x2070),
+        *range(0xFFF9, 0xFFFC),
+    ]
 )
+# Tag characters are invisible ASCII look-alikes (they can smuggle hidden text); the only
+# legitimate use is a subdivision flag such as Scotland's, which is kept whole.
+_TAGS_RE = re.compile("(\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f)|[\U000e0000-\U000e007f]")
 _EDGES_RE = re.compile(r"^[\s\u200c\u200d]+|[\s\u200c\u200d]+$")
 _BREAKS = "\n\r\t\v\f\x1c\x1d\x1e\x1f\x85\u2028\u2029"
 _SINGLE_LINE_BREAK_RE = re.compile(f"[ ]*[{_BREAKS}][{_BREAKS} ]*")
@@ -345,7 +358,7 @@ def clean_text(
         # below would only strip the spaces at the edges. (The fast path for bulk imports.)
         text = text.strip()
     else:
-        text = text.translate(_INVISIBLE)
+        text = _TAGS_RE.sub(lambda m: m[1] or "", text.translate(_INVISIBLE))
         if multiline:
             text, keep = _NEWLINE_RE.sub("\n", text), "\n\t"
         else:

@@ -69,8 +69,10 @@ def company_size(extra: dict[str, Any] | None) -> int | None:
         value = (extra or {}).get(key)
         if value is None:
             continue
-        digits = "".join(ch for ch in str(value).split("-")[-1] if ch.isdigit())
-        if digits:
+        # ASCII digits only ("²" is a digit to str.isdigit, not to int), and few enough to be
+        # a head count.
+        digits = "".join(ch for ch in str(value).split("-")[-1] if ch in "0123456789")
+        if digits and len(digits) <= 12:
             return int(digits)
     return None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from crmbot.service import CrmService
@@ -22,6 +23,12 @@ pytest_plugins = ["tests.slackapp"]
 
 PG_URL = os.environ.get("CRMBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Property tests: derandomized with no example database by default, so CI is repeatable;
+# HYPOTHESIS_PROFILE=long draws fresh random examples (and tests/hostile.py budgets grow 20x).
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+settings.register_profile("long", derandomize=False, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _pg_reachable() -> str | None:

@@ -48,6 +48,22 @@ def handle_error(
 Listener = Callable[..., Any]
 
 
+def _on_form(error: Exception, body: dict[str, Any]) -> dict[str, str] | None:
+    """For a modal submission: the error shown on its first input (a submission has no
+    response_url, so an error acked away would reach nobody)."""
+    view = body.get("view") if body.get("type") == "view_submission" else None
+    blocks = view.get("blocks") if isinstance(view, dict) else None
+    inputs = [
+        str(b["block_id"])
+        for b in blocks or []
+        if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")
+    ]
+    if not inputs:
+        return None
+    message = error.message if isinstance(error, CrmError) else reply_for(error).text
+    return {inputs[0]: render.clip(message, 300)}
+
+
 def guarded(listener: Listener) -> Listener:
     """Route a listener's errors to `handle_error` ourselves.
 
@@ -62,10 +78,15 @@ def guarded(listener: Listener) -> Listener:
             return listener(**kwargs)
         except Exception as error:
             ack = kwargs.get("ack")
+            body = kwargs.get("body") or {}
             request_keys.failed(ack, error)  # before the ack below, which would settle it
             if ack is not None and getattr(ack, "response", None) is None:
+                errors = _on_form(error, body)
+                if errors is not None:  # keep the modal open and say why on it
+                    ack(response_action="errors", errors=errors)
+                    return None
                 ack()
-            handle_error(error, kwargs.get("body") or {}, kwargs.get("respond"), log)
+            handle_error(error, body, kwargs.get("respond"), log)
             return None
 
     return run

@@ -341,7 +341,7 @@ def _duration(r: _Reader) -> int | None:
     text = r.text(BlockId.DURATION, max_len=4)
     if not text:
         return None
-    if not text.isdigit() or not 0 <= int(text) <= MAX_DURATION:
+    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= MAX_DURATION:
         r.fail(
             BlockId.DURATION, f"Minutes as a whole number, 0 to {MAX_DURATION}.\nFor example: 30"
         )

@@ -32,6 +32,7 @@ from crmbot.handlers import duplicates, forms, intake, render
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.context import Actor, workspace_of
 from crmbot.handlers.deps import Deps
+from crmbot.handlers.errors import guarded
 from crmbot.handlers.forms import FieldErrors, Metadata
 from crmbot.handlers.ids import Action, Modal
 from crmbot.handlers.modal_open import (
@@ -118,7 +119,7 @@ def register(app: App, deps: Deps) -> None:
         Modal.LOG_MESSAGE: submit.log_message,
     }
     for modal, work in handlers.items():
-        app.view(modal.value)(submit.listener(modal, work))
+        app.view(modal.value)(guarded(submit.listener(modal, work)))
     app.options(Action.RECORD_PICKER.value)(submit.suggest_records)
 
 
@@ -300,9 +301,10 @@ class Submissions:
         form = forms.parse_assign(values)
         if isinstance(form, FieldErrors):
             return form
-        # Know the new owner as Slack describes them (name, time zone) before they own things.
-        self.deps.directory.rep(actor.ws, client, form.owner_id)
         result = self.crm.assign(actor.ws, _ref(meta, "record"), form.owner_id, by=actor.user_id)
+        # Know the new owner as Slack describes them (name, time zone) now that they own
+        # something; not before, so a refused assignment leaves no trace.
+        self.deps.directory.rep(actor.ws, client, form.owner_id)
         told = result.owner_id if result.owner_id != actor.user_id else None
         return Done(render.assigned(result), told, render.assigned_dm(result, actor.user_id))
 
@@ -400,7 +402,6 @@ class Submissions:
         said += restricted
         if form.user_id is None or (form.role is None and form.team is None):
             return Done(render.text(" ".join(said) or "Settings saved; nothing changed."))
-        self.deps.directory.rep(actor.ws, client, form.user_id)
         if form.role is not None:
             rep = self.crm.set_role(actor.ws, form.user_id, form.role, by=actor.user_id)
             said.append(f"{render.user(rep.user_id)} is now {rep.role.value}.")
@@ -408,6 +409,7 @@ class Submissions:
             rep = self.crm.set_team(actor.ws, form.user_id, form.team, by=actor.user_id)
             in_team = f"in team {render.esc(rep.team)}" if rep.team else "in no team"
             said.append(f"{render.user(rep.user_id)} is now {in_team}.")
+        self.deps.directory.rep(actor.ws, client, form.user_id)  # their Slack profile, after
         return Done(render.text(" ".join(said)))
 
     def _restricted_fields(

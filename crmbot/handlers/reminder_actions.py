@@ -214,7 +214,7 @@ class ReminderActions:
         ack()
         actor = self.deps.directory.actor(context, client, body["user"]["id"])
         value = _ref(body)
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):
             raise InvalidInput("escalation", "That button lost track of its escalation.")
         acked = self.crm.acknowledge_escalation(actor.ws, int(value), by=actor.user_id)
         if acked.channel_id and acked.message_ts:

@@ -25,6 +25,7 @@ from crmbot.domain import (
 )
 from crmbot.parsing import clean_text, parse_ref
 from crmbot.service import present, privacy
+from crmbot.service.base import optional_user
 from crmbot.service.deals import DealService
 from crmbot.service.private_search import visible_details
 from crmbot.service.workspace import may_change
@@ -282,6 +283,7 @@ class ActivityService(DealService):
         limit: int = MAX_TASKS,
     ) -> TaskList:
         """Open follow-ups, overdue first (everyone's when no owner is given)."""
+        owner_id = optional_user(owner_id)
         now = self._now()
         with self._db.read() as session:
             base = select(FollowUp).where(

@@ -34,9 +34,26 @@ class ServiceBase:
         return now.astimezone(UTC)
 
 
+def is_user_id(user_id: object) -> bool:
+    """Whether a value has the shape of a Slack user id: U…, W… or B…, ASCII letters and
+    digits, at most 32 characters."""
+    return (
+        isinstance(user_id, str)
+        and 0 < len(user_id) <= 32
+        and user_id[0] in "UWB"
+        and user_id.isascii()
+        and user_id.isalnum()
+    )
+
+
+def optional_user(user_id: str | None) -> str | None:
+    """None, or a Slack user id checked like `require_user`."""
+    return None if user_id is None else require_user(user_id)
+
+
 def require_user(user_id: str, field: str = "user") -> str:
     """A Slack user id, checked for shape (U… or W…)."""
-    user_id = user_id.strip()
-    if not user_id or len(user_id) > 32 or user_id[0] not in "UWB" or not user_id.isalnum():
+    user_id = user_id.strip() if isinstance(user_id, str) else ""
+    if not is_user_id(user_id):
         raise InvalidInput(field, "That is not a Slack user.", example="@maria")
     return user_id

@@ -24,6 +24,7 @@ from crmbot.domain import (
 )
 from crmbot.parsing import clean_text
 from crmbot.service import present, privacy
+from crmbot.service.base import optional_user
 from crmbot.service.records import RecordService, clean_field
 from crmbot.store import queries
 from crmbot.store.models import (
@@ -244,6 +245,7 @@ class DealService(RecordService):
     ) -> PipelineView:
         """Open deals by stage: count, amount and weighted amount, per currency; amounts
         restricted from `by` (deals they don't own) are counted but not summed."""
+        owner_id = optional_user(owner_id)
         with self._db.read() as session:
             pipeline = [s for s in queries.stages(session, ws) if s.kind == StageKind.OPEN.value]
             probability = func.coalesce(Deal.probability, Stage.probability)

@@ -90,12 +90,29 @@ def _extra_value(name: str, value: Any) -> Any:
         return clean_text(value, field=name, max_len=EXTRA_VALUE_MAX, multiline=True)
     if value is None or isinstance(value, bool | int | float):
         return value
+    value = _clean_nested(name, value)
     try:
         size = len(json.dumps(value, ensure_ascii=False))
     except (TypeError, ValueError):
         raise InvalidInput(name, f"{name} can't be stored.") from None
     if size > EXTRA_VALUE_MAX:
         raise InvalidInput(name, f"{name} is too long (at most {EXTRA_VALUE_MAX} characters).")
+    return value
+
+
+def _clean_nested(name: str, value: Any, depth: int = 0) -> Any:
+    """Strings inside a JSON value cleaned like every other text (keys too)."""
+    if depth > 20:
+        raise InvalidInput(name, f"{name} is nested too deeply.")
+    if isinstance(value, str):
+        return clean_text(value, field=name, max_len=EXTRA_VALUE_MAX, multiline=True)
+    if isinstance(value, list):
+        return [_clean_nested(name, item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {
+            clean_text(str(key), field=name, max_len=KEY_MAX): _clean_nested(name, item, depth + 1)
+            for key, item in value.items()
+        }
     return value
 
 

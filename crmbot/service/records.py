@@ -276,6 +276,11 @@ class RecordService(WorkspaceService):
                     example=", ".join(sorted(UPDATABLE[kind])),
                 )
             cleaned = {key: clean_field(key, value) for key, value in changes.items()}
+            columns = type(record).__table__.c
+            for key, value in cleaned.items():
+                if value is None and not columns[key].nullable:
+                    label = key.replace("_", " ").capitalize()
+                    raise InvalidInput(key, f"{label} can't be empty.")
             before = queries.snapshot(record)
             for key, value in cleaned.items():
                 setattr(record, key, value)

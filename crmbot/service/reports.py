@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -55,6 +54,8 @@ from crmbot.reporting import (
     WinRate,
 )
 from crmbot.service import privacy
+from crmbot.service.base import optional_user
+from crmbot.service.reminder_types import zone
 from crmbot.service.scoring import ScoringService
 from crmbot.service.segments import SegmentService
 from crmbot.service.undo import UndoService
@@ -133,8 +134,9 @@ class ReportService(ScoringService, SegmentService, UndoService):
 
         When amounts are restricted and `by` is a rep, sums hold only their own deals' amounts
         and `hidden_amounts` counts the rest (service/privacy.py); None: the operator."""
+        owner_id = optional_user(owner_id)
         now = self._now()
-        today = now.astimezone(ZoneInfo(tz)).date()
+        today = now.astimezone(zone(tz)).date()  # an unknown zone reads as UTC
         with self._db.read() as session:
             mask = privacy.viewer(session, ws, by).masks_amounts
             stages = [s for s in queries.stages(session, ws) if s.kind == StageKind.OPEN.value]
@@ -471,6 +473,7 @@ class ReportService(ScoringService, SegmentService, UndoService):
         Won amounts restricted from `by` are left out and counted in `hidden_amounts`."""
         if period not in PERIOD_DAYS:
             raise InvalidInput("period", "Pick a period.", example="week, month or quarter")
+        owner_id = optional_user(owner_id)
         end = self._now()
         start = end - timedelta(days=PERIOD_DAYS[period])
         previous = start - timedelta(days=PERIOD_DAYS[period])

@@ -29,6 +29,7 @@ from crmbot.parsing import clean_text, fold
 from crmbot.reporting import FindResult, FoundRecord, SegmentView
 from crmbot.service import privacy
 from crmbot.service.activity import ActivityService
+from crmbot.service.base import optional_user
 from crmbot.service.privacy import Viewer
 from crmbot.service.private_search import visible_details
 from crmbot.store import queries
@@ -110,6 +111,7 @@ class SegmentService(ActivityService):
     ) -> FindResult:
         """Records matching free text and filters; `save:NAME` also saves the search,
         `@NAME` in the text runs a saved one (further filters narrow it)."""
+        owner_id = optional_user(owner_id)
         save = [v for k, v in filters if k == "save"]
         filters = [(k, v) for k, v in filters if k != "save"]
         words = clean_text(text or "", field="query", max_len=200).split()
@@ -164,6 +166,7 @@ class SegmentService(ActivityService):
         owner_id: str | None = None,
     ) -> SegmentView:
         """Save (or, for its creator, replace) a named search."""
+        owner_id = optional_user(owner_id)
         key = name.strip().lstrip("@").lower()
         if not SEGMENT_NAME.fullmatch(key):
             raise InvalidInput(

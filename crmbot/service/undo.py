@@ -20,6 +20,7 @@ from crmbot.parsing import parse_ref
 from crmbot.reporting import FieldChange, HistoryEntry, RecordHistory, Undone
 from crmbot.service import privacy
 from crmbot.service.activity import ActivityService
+from crmbot.service.base import require_user
 from crmbot.store import queries
 from crmbot.store.import_events import events_for_record
 from crmbot.store.models import Base, Deal, Event, Rep, Stage, StageHistory, UtcDateTime
@@ -111,6 +112,7 @@ class UndoService(ActivityService):
 
     def undo(self, ws: str, *, by: str) -> Undone:
         """Revert the caller's own newest change in this workspace, if under 15 minutes old."""
+        by = require_user(by)
         now = self._now()
         with self._db.write() as session:
             target = self._undo_target(session, ws, by, now)

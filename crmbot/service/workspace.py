@@ -17,7 +17,7 @@ from crmbot.domain import (
     StageView,
 )
 from crmbot.parsing import clean_text, fold
-from crmbot.service.base import ServiceBase
+from crmbot.service.base import ServiceBase, is_user_id, require_user
 from crmbot.store import queries
 from crmbot.store.models import Rep, Stage, Workspace
 
@@ -132,10 +132,12 @@ class WorkspaceService(ServiceBase):
 
     def ensure_rep(self, session: Session, ws: str, user_id: str) -> Rep:
         """The rep row for a user, made with placeholders if they never used the bot."""
+        user_id = require_user(user_id)  # only Slack user ids become reps, never stray text
         self._ensure_workspace(session, ws)
         return self._rep(session, ws, user_id) or self._new_rep(session, ws, user_id, name=user_id)
 
     def _new_rep(self, session: Session, ws: str, user_id: str, *, name: str) -> Rep:
+        user_id = require_user(user_id)
         # Several processes may meet a new user at once: insert-or-ignore, then read.
         first = not session.scalar(
             select(func.count()).select_from(Rep).where(Rep.workspace_id == ws)
@@ -160,6 +162,8 @@ class WorkspaceService(ServiceBase):
 
     @staticmethod
     def _rep(session: Session, ws: str, user_id: str) -> Rep | None:
+        if not is_user_id(user_id):  # stray text is nobody (and never reaches the query)
+            return None
         return session.scalars(
             select(Rep).where(Rep.workspace_id == ws, Rep.user_id == user_id)
         ).one_or_none()

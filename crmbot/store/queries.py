@@ -20,7 +20,7 @@ from crmbot.domain import (
     RecordKind,
     RecordNotFound,
 )
-from crmbot.parsing import Ref, fold, parse_ref
+from crmbot.parsing import Ref, clean_text, fold, parse_ref
 from crmbot.store import pg_search
 from crmbot.store.models import (
     Account,
@@ -410,7 +410,9 @@ def resolve(
     session: Session, ws: str, text_: str, *, kinds: Sequence[RecordKind] = SEARCHABLE
 ) -> Any:
     """The one record a reference or name means; AmbiguousName or RecordNotFound otherwise."""
-    wanted = text_.strip()
+    # Cleaned like every stored name (no control or disguising characters), so a stray NUL
+    # or bidi override can neither break the full-text query nor be echoed back.
+    wanted = clean_text(text_, field="record", max_len=len(text_))
     label = " or ".join(k.label for k in kinds) if len(kinds) < len(SEARCHABLE) else "a record"
     if not wanted:
         raise RecordNotFound(f"{label} with no name")
