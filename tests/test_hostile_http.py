@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from crmbot.config import Settings
 from crmbot.handlers import modal_views as views
@@ -29,6 +30,7 @@ from crmbot.handlers.ids import Action, Modal
 from crmbot.handlers.reminder_views import RescheduleMeta, reschedule
 from crmbot.scheduler import Sweeper
 from crmbot.store.db import Database
+from crmbot.store.models import Notification
 from tests.hostile import (
     INTAKE_BODY,
     budget,
@@ -259,6 +261,9 @@ def test_any_intake_body_gets_a_json_answer_and_a_refusal_writes_nothing(
         assert not changed_tables(before, snapshot(db)), (fields, reply)
     else:
         assert reply["lead"].startswith("L-"), reply
+        # The intake's Slack posts finish in the background (and update their notification
+        # rows); let them settle, so the next example's "writes nothing" sees only its own.
+        intake_posts_settled(db)
 
 
 # --- mrkdwn injection, surface by surface ---------------------------------------------------
@@ -322,3 +327,17 @@ def test_the_injection_check_sees_live_markup_only_where_slack_reads_mrkdwn() ->
         "view": {"blocks": [{"type": "input", "element": {"initial_value": "<!here>"}}]},
     }
     assert injected(inert) == []
+
+
+def intake_posts_settled(db: Database, timeout: float = 10.0) -> None:
+    """Wait until no intake post is still pending (posted, refused or left to a sweep)."""
+    deadline = time.monotonic() + timeout
+    pending = select(func.count()).where(
+        Notification.kind == "intake", Notification.status == "pending"
+    )
+    while time.monotonic() < deadline:
+        with db.read() as session:
+            if not session.scalar(pending):
+                return
+        time.sleep(0.01)
+    raise AssertionError("intake posts still pending after 10 s")
