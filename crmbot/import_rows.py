@@ -228,6 +228,8 @@ class RowCleaning:
     def _deal(self, row: Row, raw: dict[str, str], extra: dict[str, str]) -> None:
         values = row.values
         name = clean_field("name", raw.get("name"))
+        if not name:
+            raise InvalidInput("name", "A deal needs a name.")
         currency = (raw.get("currency") or "").strip().upper() or None
         if currency is not None and (len(currency) != 3 or not currency.isalpha()):
             raise InvalidInput("currency", f'"{currency}" is not a currency code.')

@@ -178,6 +178,18 @@ def test_pipedrive_deals_map_stages_statuses_and_money(
     assert [s.count for s in team.pipeline("T1").stages if s.stage == "Proposal"] == [1]
 
 
+def test_a_deal_row_without_a_name_is_rejected_with_the_reason(
+    team: CrmService, db: Database, clock: Clock, tmp_path: Path
+) -> None:
+    path = tmp_path / "deals.csv"
+    path.write_text("amount,name\n50k,\n60k,Good deal\n", encoding="utf-8")
+    assert (
+        run(db, clock, Kind.DEALS, path).line() == "imported 1, updated 0, duplicates 0, rejected 1"
+    )
+    (row,) = rejected_rows(tmp_path / "deals.rejected.csv")
+    assert row["reason"] == "name: A deal needs a name."
+
+
 # --- nasty files ---------------------------------------------------------------------------
 
 

@@ -46,6 +46,7 @@ from crmbot.parsing import clean_text, fold, parse_email
 from crmbot.service.activity import ActivityService
 from crmbot.service.records import _detail, _extra
 from crmbot.store import queries
+from crmbot.store.intake_queries import INTAKE_KIND
 from crmbot.store.models import (
     Account,
     Base,
@@ -57,6 +58,7 @@ from crmbot.store.models import (
     IntakeRequest,
     Interaction,
     Lead,
+    Notification,
     SearchDoc,
     Workspace,
 )
@@ -339,6 +341,7 @@ class ErasureService(ActivityService):
                     self._sweep(session, table, ws, terms, everywhere, counts, touched)
         session.expire_all()
         counts["intake_request"] += self._forget_replays(session, ws, leads)
+        counts["notification"] += self._forget_intake_posts(session, ws, leads)
         counts["search_doc"] += self._reindex(session, touched)
         if everywhere is not None:  # anything the rebuilt documents still mention
             search = SearchDoc.__table__
@@ -494,6 +497,22 @@ class ErasureService(ActivityService):
                 )
             )
         return len(keys)
+
+    def _forget_intake_posts(self, session: Session, ws: str, leads: Sequence[Lead]) -> int:
+        """The intake's Slack posts about these leads (service/intake_posts.py): their rows
+        carry the web form's message and fields. Sent ones are only a delivery log; pending
+        ones must not go out any more, so both are deleted."""
+        if not leads:
+            return 0
+        prefixes = [f"i:{ws}:{lead.id}:%" for lead in leads]
+        gone = session.execute(
+            delete(Notification).where(
+                Notification.workspace_id == ws,
+                Notification.kind == INTAKE_KIND,
+                or_(*(Notification.dedupe_key.like(prefix) for prefix in prefixes)),
+            )
+        )
+        return int(getattr(gone, "rowcount", 0) or 0)
 
     # --- afterwards ---------------------------------------------------------------------
 
