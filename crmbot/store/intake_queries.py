@@ -85,17 +85,7 @@ def finish_post(
     }
     if channel_id is not None:
         values.update(channel_id=channel_id, message_ts=message_ts)
-    done = session.execute(
-        update(Notification)
-        .where(
-            Notification.id == post_id,
-            Notification.status == _PENDING,
-            Notification.claim_token == token,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(done, "rowcount", 0))
+    return _update_leased(session, post_id, token, values)
 
 
 def retry_post(
@@ -112,6 +102,11 @@ def retry_post(
     values: dict[str, Any] = {"claim_token": None, "claimed_until": retry_at}
     if counted:
         values.update(attempts=Notification.attempts + 1, error=error[:200])
+    return _update_leased(session, post_id, token, values)
+
+
+def _update_leased(session: Session, post_id: int, token: str, values: dict[str, Any]) -> bool:
+    """Update a pending post only while `token` still holds its lease."""
     done = session.execute(
         update(Notification)
         .where(
