@@ -32,12 +32,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
-from crmbot.app import web_client
 from crmbot.config import Mode, Settings
 from crmbot.handlers import morning_views
 from crmbot.handlers import reminder_views as views
@@ -46,8 +41,8 @@ from crmbot.handlers.delivery import (
     AUTH_GONE,
     Pacer,
     Posted,
-    ShortRateLimitRetry,
     post,
+    queued_post_client,
 )
 from crmbot.handlers.intake import retry_intake_posts
 from crmbot.handlers.render import Reply
@@ -70,21 +65,6 @@ OWNER_LOOKUPS = 50  # users.info calls per sweep to notice deactivated owners
 NO_TOKEN_RETRY = 3600.0  # seconds before retrying a workspace without a (working) token
 
 # --- Slack plumbing -------------------------------------------------------------
-
-
-def reminder_client(settings: Settings, token: str) -> WebClient:
-    """crmbot's WebClient (app.web_client), waiting less in process than the web's.
-
-    A later sweep retries whatever fails, so a sweep doesn't sit on one channel: one quick
-    retry for a 5xx or a dropped connection, and Retry-After waited out only when short.
-    """
-    client = web_client(settings, token)
-    client.retry_handlers = [
-        ShortRateLimitRetry(),
-        ServerErrorRetryHandler(max_retry_count=1),
-        ConnectionErrorRetryHandler(max_retry_count=1),
-    ]
-    return client
 
 
 class Tokens:
@@ -160,7 +140,7 @@ class Sweeper:
         self.settings = settings
         self.tokens = tokens or Tokens(settings)
         self.pacer = pacer or Pacer()
-        self._client_for = client_for or (lambda token: reminder_client(settings, token))
+        self._client_for = client_for or (lambda token: queued_post_client(settings, token))
         self._clients: dict[str, WebClient] = {}
         self._token_cache: dict[tuple[str, str | None], str | None] = {}
         self.lease = timedelta(seconds=settings.reminder_lease)

@@ -15,11 +15,16 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from crmbot.config import Settings
 from crmbot.handlers.render import Reply
 
 CHANNEL_GAP = 1.0  # seconds between two posts to one channel (Slack allows about one)
@@ -133,3 +138,18 @@ def post(client: WebClient, channel: str, reply: Reply, *, pacer: Pacer) -> Post
     finally:
         pacer.posted(channel)
     return Posted(True, channel=str(answer["channel"]), ts=str(answer["ts"]))
+
+
+def queued_post_client(settings: Settings, token: str) -> WebClient:
+    """crmbot's WebClient for posts a later sweep retries (reminders, intake notices): one
+    quick retry for a 5xx or a dropped connection, Retry-After waited out only when short, so
+    a sweep or a web thread never sits on one channel."""
+    from crmbot.app import web_client  # crmbot.app registers the listeners that use this
+
+    client = web_client(settings, token)
+    client.retry_handlers = [
+        ShortRateLimitRetry(),
+        ServerErrorRetryHandler(max_retry_count=1),
+        ConnectionErrorRetryHandler(max_retry_count=1),
+    ]
+    return client

@@ -24,10 +24,6 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -49,7 +45,7 @@ from crmbot.domain import InvalidInput
 from crmbot.handlers import modal_views as views
 from crmbot.handlers import render
 from crmbot.handlers.context import Actor
-from crmbot.handlers.delivery import AUTH_GONE, Pacer, Posted, ShortRateLimitRetry, post
+from crmbot.handlers.delivery import AUTH_GONE, Pacer, Posted, post, queued_post_client
 from crmbot.handlers.delivery import _retry_after as retry_after_of
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import guarded
@@ -266,20 +262,6 @@ def retry_intake_posts(
     return sent
 
 
-def intake_client(settings: Settings, token: str) -> WebClient:
-    """A WebClient for intake posts: one quick retry, a short Retry-After waited out; anything
-    longer is left to a sweep (the post is queued)."""
-    from crmbot.app import web_client  # crmbot.app registers this module's listeners
-
-    client = web_client(settings, token)
-    client.retry_handlers = [
-        ShortRateLimitRetry(),
-        ServerErrorRetryHandler(max_retry_count=1),
-        ConnectionErrorRetryHandler(max_retry_count=1),
-    ]
-    return client
-
-
 class EnvTeam:
     """Which workspace CRMBOT_INTAKE_TOKEN belongs to: CRMBOT_TEAM_ID, else the bot token's
     team (auth.test, asked once), else the database's only workspace."""
@@ -311,9 +293,9 @@ def intake_endpoint(settings: Settings, crm: CrmService, app: App) -> IntakeEndp
     def client_for(ws: str) -> WebClient | None:
         store = app.installation_store
         if store is None:
-            return intake_client(settings, settings.slack_bot_token or "")
+            return queued_post_client(settings, settings.slack_bot_token or "")
         bot = store.find_bot(enterprise_id=None, team_id=ws)
-        return intake_client(settings, bot.bot_token) if bot and bot.bot_token else None
+        return queued_post_client(settings, bot.bot_token) if bot and bot.bot_token else None
 
     return IntakeEndpoint(
         crm,
