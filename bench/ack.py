@@ -23,6 +23,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -161,6 +162,22 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` (the thread holding the GIL) until sent SIGINT."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    command = [spy, "record", "-p", str(pid), "--gil", "-f", "raw", "-r", "1000", "-o", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    return process
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -295,6 +312,11 @@ def main() -> None:
         default=0,
         help="nice for the fake Slack's process (it stands in for Slack's own servers)",
     )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="folder: record each crmbot run with py-spy (raw stacks, web process only)",
+    )
     parser.add_argument("--only", default="", help="comma-separated scenario names (default all)")
     parser.add_argument(
         "--workers", type=int, default=2, help="CRMBOT_WORKERS for crmbot serve (0: in-process)"
@@ -360,10 +382,16 @@ def main() -> None:
             for level in levels:
                 results = {}
                 replies: list[float] = []
+                cpu: dict[str, float] = {}
                 for label, port in (("crmbot", crm_port), ("bare", bare_port)):
                     response_urls = urls(args.requests)
                     sent: dict[int, float] = {}
                     since = fake.call_count()
+                    pid = crmbot.pid if label == "crmbot" else bare.pid
+                    cpu_before = cpu_seconds(pid)
+                    spy = None
+                    if args.profile and label == "crmbot":
+                        spy = profile(pid, Path(args.profile) / f"{name}-c{level}.txt")
                     latencies, rps = run_load(
                         port, build(response_urls), args.requests, level, sent
                     )
@@ -372,6 +400,10 @@ def main() -> None:
                         replies = reply_latencies(
                             fake, sent, lambda i, u=response_urls, a=answer: a(u, i), since
                         )
+                    cpu[label] = (cpu_seconds(pid) - cpu_before) * 1000 / args.requests
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(30)
                 crm_lat, crm_rps = results["crmbot"]
                 bare_lat, bare_rps = results["bare"]
                 row = {
@@ -388,6 +420,9 @@ def main() -> None:
                     if replies
                     else None
                 )
+                # CPU ms per request in the serving process during the run (crmbot: the web
+                # process only; its workers' share is not counted here)
+                row["cpu_ms_per_request"] = {k: round(v, 2) for k, v in cpu.items()}
                 row["ratio_p99"] = round(row["crmbot"][99] / max(row["bare"][99], 0.001), 2)
                 row["target_met"] = row["crmbot"][99] <= 1.5 * row["bare"][99] + 10
                 print(json.dumps(row), flush=True)

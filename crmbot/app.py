@@ -109,10 +109,10 @@ def create_app(
             request_verification_enabled=bool(settings.slack_signing_secret),
         )
     replies.install(app)  # response_url replies over kept-alive connections
-    if not process_before_response:
-        # Retries and double submits run once. A worker's app (process_before_response, see
-        # handlers/offload.py) runs requests the web process has already claimed.
-        request_keys.install(app, crm)
+    # Retries and double submits run once. A worker's app (process_before_response, see
+    # handlers/offload.py) claims the commands handed to it; anything else it is given was
+    # claimed by the web process already.
+    request_keys.install(app, crm, commands_only=process_before_response)
     deps = Deps(crm=crm, settings=settings, directory=Directory(crm), offload=offload)
     commands.register(app, deps)
     modals.register(app, deps)

@@ -15,10 +15,12 @@ from crmbot.app import create_app
 from crmbot.config import Settings
 from crmbot.handlers.offload import Offload, deferrable
 from crmbot.service import CrmService
+from crmbot.service.request_keys import KeyState
 from crmbot.store.db import Database
 from crmbot.web import create_wsgi, make_server
-from tests.slackapp import SECRET, TOKEN, SlackSim, build_fake
+from tests.slackapp import SECRET, TOKEN, Answer, SlackSim, build_fake
 from tests.test_forms import slack_state
+from tests.test_request_keys import _command_fields
 
 
 @pytest.mark.parametrize(
@@ -112,6 +114,27 @@ def test_a_submission_is_saved_before_the_ack_in_the_web_process(
     # ...and confirmed to the person.
     [told] = slack.fake.wait_for("chat.postEphemeral")
     assert "went well" in str(told.args)
+
+
+def test_a_command_delivered_twice_is_run_once_by_the_workers(
+    offloaded: tuple[SlackSim, Offload],
+) -> None:
+    slack, _ = offloaded
+    fields = _command_fields(slack, "lead Ana Lima at Acme ana@acme.com")
+    # Both deliveries are acked at once; the web process hands both to the worker...
+    assert slack.form(fields) == Answer(200, "")
+    assert slack.form(fields) == Answer(200, "")
+    reply = slack.wait_reply(fields["response_url"])
+    assert "L-1" in reply.args["text"]
+    time.sleep(0.5)
+    # ...which claims the command's key once: one lead, one reply.
+    assert [hit.ref for hit in slack.crm.find("T1", "Ana Lima")] == ["L-1"]
+    assert len(slack.fake.calls_to("response_url")) == 1
+    assert slack.crm.request_state("T1", f"command:{fields['trigger_id']}") is KeyState.PENDING
+    # Typed again, it is a new command.
+    again = _command_fields(slack, "lead Ana Lima at Acme ana@acme.com")
+    assert slack.form(again).status == 200
+    slack.wait_reply(again["response_url"])
 
 
 def test_a_dead_worker_is_replaced_and_the_person_told(

@@ -19,12 +19,22 @@ from crmbot.config import Settings
 from crmbot.domain import InvalidInput
 from crmbot.handlers import modals
 from crmbot.handlers.ids import Action
-from crmbot.handlers.request_keys import CLICK_TTL, KeyedAck, Kind, failed, key_of
+from crmbot.handlers.request_keys import (
+    CLICK_TTL,
+    DuplicateRequest,
+    KeyedAck,
+    Kind,
+    LateKeyedAck,
+    RequestKey,
+    failed,
+    hand_over,
+    key_of,
+)
 from crmbot.scheduler import Sweeper
 from crmbot.service import CrmService
 from crmbot.service.request_keys import KeyState
 from crmbot.store.db import Database
-from crmbot.store.models import RequestKey
+from crmbot.store.models import RequestKey as RequestKeyRow
 from crmbot.web import create_wsgi, make_server
 from tests.conftest import Clock
 from tests.slackapp import SECRET, TOKEN, Answer, SlackSim, build_fake
@@ -340,7 +350,7 @@ def test_the_reminder_sweep_forgets_expired_keys(
 ) -> None:
     def keys() -> list[str]:
         with db.read() as session:
-            return sorted(session.scalars(select(RequestKey.key)))
+            return sorted(session.scalars(select(RequestKeyRow.key)))
 
     fake = build_fake()
     try:
@@ -385,6 +395,32 @@ def test_a_claim_is_given_back_only_when_nothing_was_saved(
         failed(ack, InvalidInput("stage", "No such stage."))
     ack()  # the error handler's own ack settles nothing more
     assert crm.request_state("T1", "k") is state
+
+
+def test_a_command_is_claimed_by_its_ack_after_the_answer(crm: CrmService) -> None:
+    keyed = RequestKey(Kind.COMMAND, "command:t1", timedelta(hours=1))
+    first = LateKeyedAck(crm, "T1", keyed)
+    assert crm.request_state("T1", keyed.key) is KeyState.FREE  # nothing before the ack
+    assert first().status == 200
+    assert crm.request_state("T1", keyed.key) is KeyState.PENDING
+    second = LateKeyedAck(crm, "T1", keyed)
+    with pytest.raises(DuplicateRequest):
+        second()
+    assert second.response is not None  # the duplicate was acked all the same
+    failed(first, InvalidInput("stage", "No such stage."))  # refused: may run again
+    assert crm.request_state("T1", keyed.key) is KeyState.FREE
+
+
+def test_a_command_handed_to_a_worker_is_not_claimed_by_the_web_process(crm: CrmService) -> None:
+    keyed = RequestKey(Kind.COMMAND, "command:t2", timedelta(hours=1))
+    ack = LateKeyedAck(crm, "T1", keyed)
+    assert hand_over(ack).status == 200
+    ack()  # an error handler's later ack claims nothing either
+    failed(ack, RuntimeError("boom"))
+    assert crm.request_state("T1", keyed.key) is KeyState.FREE
+    worker = LateKeyedAck(crm, "T1", keyed)  # the worker's own ack claims it
+    worker()
+    assert crm.request_state("T1", keyed.key) is KeyState.PENDING
 
 
 def test_a_command_refused_by_the_service_can_be_delivered_again(slack: SlackSim) -> None:

@@ -76,6 +76,9 @@ def guarded(listener: Listener) -> Listener:
     def run(**kwargs: Any) -> Any:
         try:
             return listener(**kwargs)
+        except request_keys.DuplicateRequest as duplicate:  # acked already; nothing to do
+            log.info("%s answered with an empty ack", duplicate)
+            return None
         except Exception as error:
             ack = kwargs.get("ack")
             body = kwargs.get("body") or {}

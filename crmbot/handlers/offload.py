@@ -42,6 +42,7 @@ from slack_bolt import BoltRequest
 
 from crmbot.config import Settings
 from crmbot.handlers import command_text as ct
+from crmbot.handlers import request_keys
 
 log = logging.getLogger("crmbot.offload")
 
@@ -144,7 +145,7 @@ class Offload:
             if deferrable(str(body.get("text") or "")) and self.submit(
                 request.raw_body, request.headers
             ):
-                ack()
+                request_keys.hand_over(ack)  # the worker claims the command's key
                 return None
             context = request.context
             available = {

@@ -10,7 +10,13 @@ name in the database (`CrmService.claim_request`) before any listener runs:
 - clicks on the buttons that change something (KEYED_ACTIONS) by user, message or view,
   button and value, for CLICK_TTL only: a double click, not a deliberate click a minute on.
 
-A duplicate is answered with an empty 200 at once and goes no further. A duplicate view
+A slash command is claimed right after its ack instead, by the process that does its work
+(`LateKeyedAck`): its ack is an empty 200 whether it is the first delivery or a duplicate,
+so nothing the person or Slack sees changes, and the web process spends no database write on
+the ack path of a command it hands to a worker (handlers/offload.py: the worker claims it).
+A duplicate stops at its ack (`DuplicateRequest`) and does nothing more.
+
+Any other duplicate is answered with an empty 200 at once and goes no further. A duplicate view
 submission first waits (up to VIEW_WAIT) for the original's answer: if the original was
 refused (field errors) or failed, its key is free again and the duplicate is handled like a
 new submission, so a modal is never closed on a submission that was not saved.
@@ -151,7 +157,7 @@ class KeyedAck(Ack):
     def __init__(self, crm: CrmService, claim: RequestClaim, *, answer_settles: bool) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.crm = crm
-        self.claim = claim
+        self.claim: RequestClaim | None = claim
         self.answer_settles = answer_settles
         self.settled = False
 
@@ -174,10 +180,67 @@ class KeyedAck(Ack):
 
     def _settle(self, how: Callable[[RequestClaim], None]) -> None:
         self.settled = True
+        if self.claim is None:  # never claimed (handed over, or keys unavailable)
+            return
         try:
             how(self.claim)
         except Exception:  # bookkeeping must not turn an answered request into an error
             log.exception("could not settle request key %s", self.claim.key)
+
+
+class DuplicateRequest(Exception):
+    """Raised by a command's ack when another delivery of the same command holds its key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate Slack request {key}")
+        self.key = key
+
+
+class LateKeyedAck(KeyedAck):
+    """A slash command's `ack`: answers first, then claims the command's key.
+
+    The listener calls it first thing, so a duplicate delivery stops there (the ack raises
+    `DuplicateRequest`, which `errors.guarded` swallows) before any work. `hand_over` acks
+    without claiming: the request goes to a worker process, whose own ack claims it.
+    """
+
+    def __init__(self, crm: CrmService, ws: str, keyed: RequestKey) -> None:
+        Ack.__init__(self)  # type: ignore[no-untyped-call]
+        self.crm = crm
+        self.ws = ws
+        self.keyed = keyed
+        self.claim = None
+        self.answer_settles = False
+        self.settled = False
+        self._tried = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        response = Ack.__call__(self, *args, **kwargs)  # the HTTP answer goes out first
+        if self._tried:
+            return response
+        self._tried = True
+        try:
+            claim = self.crm.claim_request(self.ws, self.keyed.key, ttl=self.keyed.ttl)
+        except Exception:  # a dedupe outage must not take the bot down with it
+            log.exception("request keys unavailable; handling %s unkeyed", self.keyed.key)
+            self.settled = True
+            return response
+        if claim is None:
+            raise DuplicateRequest(self.keyed.key)
+        self.claim = claim
+        return response
+
+    def hand_over(self) -> BoltResponse:
+        """Ack without claiming: the process that does the work claims the key."""
+        self._tried = self.settled = True
+        return Ack.__call__(self)
+
+
+def hand_over(ack: Ack) -> BoltResponse:
+    """Ack a request whose work (and key claim) another process takes over."""
+    if isinstance(ack, LateKeyedAck):
+        return ack.hand_over()
+    return ack()
 
 
 def failed(ack: object, error: BaseException) -> None:
@@ -189,9 +252,12 @@ def failed(ack: object, error: BaseException) -> None:
 class RequestKeyMiddleware(Middleware):
     """Claims each keyed request before any listener runs; answers duplicates with an ack."""
 
-    def __init__(self, crm: CrmService, *, wait: float = VIEW_WAIT) -> None:
+    def __init__(
+        self, crm: CrmService, *, wait: float = VIEW_WAIT, commands_only: bool = False
+    ) -> None:
         self.crm = crm
         self.wait = wait
+        self.commands_only = commands_only
 
     def process(
         self,
@@ -203,6 +269,11 @@ class RequestKeyMiddleware(Middleware):
         keyed = key_of(req.body)
         ws = req.context.team_id or req.context.enterprise_id
         if keyed is None or not ws:
+            return next()
+        if keyed.kind is Kind.COMMAND:  # claimed by its ack, after the answer
+            req.context["ack"] = LateKeyedAck(self.crm, ws, keyed)
+            return next()
+        if self.commands_only:
             return next()
         try:
             claim = self.crm.claim_request(ws, keyed.key, ttl=keyed.ttl)
@@ -233,6 +304,9 @@ class RequestKeyMiddleware(Middleware):
             time.sleep(POLL)
 
 
-def install(app: App, crm: CrmService) -> None:
-    """Claim every keyed request before its listener runs."""
-    app.use(RequestKeyMiddleware(crm))
+def install(app: App, crm: CrmService, *, commands_only: bool = False) -> None:
+    """Claim every keyed request: commands at their ack, the others before their listener.
+
+    `commands_only`: a worker process's app (handlers/offload.py), which is handed commands
+    that nobody has claimed yet, and requests of other kinds the web process has claimed."""
+    app.use(RequestKeyMiddleware(crm, commands_only=commands_only))
