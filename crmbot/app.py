@@ -114,6 +114,7 @@ def create_app(
     # claimed by the web process already.
     request_keys.install(app, crm, commands_only=process_before_response)
     deps = Deps(crm=crm, settings=settings, directory=Directory(crm), offload=offload)
+    modals.register_type_ahead(app, deps)  # first: see there
     commands.register(app, deps)
     modals.register(app, deps)
     actions.register(app, deps)

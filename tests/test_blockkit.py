@@ -24,6 +24,7 @@ from crmbot.domain import (
     TaskList,
 )
 from crmbot.handlers import blockkit, render
+from crmbot.handlers import modal_views as views
 from tests.test_forms import all_views
 
 AT = datetime(2026, 11, 23, 15, tzinfo=UTC)
@@ -95,3 +96,17 @@ def test_cached_rendering_matches_slack_sdk_byte_for_byte(slack_sdks_own_code: N
     original = rendered()
     blockkit.install()
     assert rendered() == original
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        ("C-1", "C-1 Ana Lima · Contact"),
+        ("D-12", "D-12 Acme & <b>Sons</b> · Deal"),
+        ("L-3", "L-3 " + "Zoë " * 40 + "· Lead"),  # clipped at the option's length
+        ("A-" + "9" * 200, "A-9 long"),  # value clipped at Slack's 150
+        ("L-4", ""),
+    ],
+)
+def test_type_ahead_options_built_directly_match_slack_sdk(value: str, label: str) -> None:
+    assert views.option_dict(value, label) == views.option(value, label).to_dict()

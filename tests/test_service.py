@@ -31,6 +31,18 @@ def test_first_rep_of_a_workspace_is_admin_and_later_ones_are_reps(crm: CrmServi
     assert crm.rep(WS, "UBOB").role is Role.REP  # type: ignore[union-attr]
 
 
+def test_a_rep_made_by_a_refused_write_is_made_again_by_the_next(crm: CrmService) -> None:
+    # The refused log made UNEW's rep row, then rolled back: it must not be remembered.
+    with pytest.raises(InvalidInput):
+        crm.log_interaction(WS, by="UNEW", kind="note", about=None, summary="")
+    assert crm.rep(WS, "UNEW") is None
+    crm.log_interaction(WS, by="UNEW", kind="note", about=None, summary="first call")
+    assert crm.rep(WS, "UNEW") is not None
+    # Once seen committed it is remembered; the next write still works.
+    crm.log_interaction(WS, by="UNEW", kind="note", about=None, summary="second call")
+    assert crm.rep(WS, "UNEW").name == "UNEW"  # type: ignore[union-attr]
+
+
 def test_workspace_starts_with_the_default_pipeline(crm: CrmService) -> None:
     stages = crm.stages(WS)
     assert [(s.name, s.probability) for s in stages] == [

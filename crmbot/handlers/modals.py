@@ -47,6 +47,7 @@ from crmbot.handlers.modal_open import (
     open_settings,
 )
 from crmbot.handlers.modal_views import BlockId
+from crmbot.handlers.offload import Notice, Payload
 from crmbot.service import CrmService
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ Work = Callable[[Actor, Metadata, dict[str, Any], WebClient], Done | FieldErrors
 
 
 def register(app: App, deps: Deps) -> None:
-    """Register view submissions and the record picker's suggestions."""
+    """Register the view submissions."""
     submit = Submissions(deps)
     handlers: dict[Modal, Work] = {
         Modal.NEW_LEAD: submit.new_lead,
@@ -120,7 +121,12 @@ def register(app: App, deps: Deps) -> None:
     }
     for modal, work in handlers.items():
         app.view(modal.value)(guarded(submit.listener(modal, work)))
-    app.options(Action.RECORD_PICKER.value)(submit.suggest_records)
+
+
+def register_type_ahead(app: App, deps: Deps) -> None:
+    """The record picker's suggestions. Registered before every other listener: Bolt tries
+    listeners in order, and type-ahead answers a key press before its ack."""
+    app.options(Action.RECORD_PICKER.value)(Submissions(deps).suggest_records)
 
 
 def errors_for(
@@ -170,9 +176,18 @@ class Submissions:
                 ack(response_action="errors", errors=outcome.by_block)
                 return
             ack()
-            tell(client, actor.user_id, meta.channel_id, outcome.reply)
-            if outcome.dm_to and outcome.dm:
-                dm(client, outcome.dm_to, outcome.dm, actor=actor, channel_id=meta.channel_id)
+            notice = Notice(
+                token=client.token or "",
+                user_id=actor.user_id,
+                channel_id=meta.channel_id,
+                reply=_payload(outcome.reply),
+                dm_to=outcome.dm_to if outcome.dm else None,
+                dm=_payload(outcome.dm) if outcome.dm_to and outcome.dm else None,
+            )
+            # Slack posts are post-ack work: a worker process makes them when there is one.
+            offload = self.deps.offload
+            if offload is None or not offload.notify(notice):
+                deliver(client, notice)
 
         submit.__name__ = f"submit_{modal.value}"
         return submit
@@ -190,7 +205,7 @@ class Submissions:
         for hit in hits[:MAX_OPTIONS]:
             suffix = f" · {hit.kind.label}"
             label = views.clip(f"{hit.ref} {hit.name}", views.OPTION_MAX - len(suffix)) + suffix
-            options.append(views.option(hit.ref, label).to_dict())
+            options.append(views.option_dict(hit.ref, label))
         ack(options=options)
 
     # --- one per modal --------------------------------------------------------
@@ -466,30 +481,47 @@ def join(first: render.Reply, second: render.Reply) -> render.Reply:
 
 def tell(client: WebClient, user_id: str, channel_id: str | None, reply: render.Reply) -> None:
     """Privately, where the person started; in a DM when there is no channel or it refuses."""
+    _tell(client, user_id, channel_id, _payload(reply))
+
+
+def _tell(client: WebClient, user_id: str, channel_id: str | None, payload: Payload) -> None:
     if channel_id:
         try:
-            client.chat_postEphemeral(channel=channel_id, user=user_id, **_payload(reply))
+            client.chat_postEphemeral(channel=channel_id, user=user_id, **payload)
             return
         except SlackApiError as error:  # e.g. a private channel the bot isn't in
             log.info("ephemeral to %s failed (%s); sending a DM", channel_id, _code(error))
     channel = client.conversations_open(users=user_id)["channel"]["id"]
-    client.chat_postMessage(channel=channel, **_payload(reply))
+    client.chat_postMessage(channel=channel, **payload)
 
 
 def dm(
     client: WebClient, user_id: str, reply: render.Reply, *, actor: Actor, channel_id: str | None
 ) -> None:
     """Tell someone else by DM; if Slack refuses, tell the actor instead of failing silently."""
+    _dm(client, user_id, _payload(reply), actor_id=actor.user_id, channel_id=channel_id)
+
+
+def _dm(
+    client: WebClient, user_id: str, payload: Payload, *, actor_id: str, channel_id: str | None
+) -> None:
     try:
         channel = client.conversations_open(users=user_id)["channel"]["id"]
-        client.chat_postMessage(channel=channel, **_payload(reply))
+        client.chat_postMessage(channel=channel, **payload)
     except SlackApiError as error:
         log.warning("DM to %s failed: %s", user_id, _code(error))
         note = f"I couldn't send {render.user(user_id)} a DM about it ({_code(error)})."
-        tell(client, actor.user_id, channel_id, render.text(note))
+        tell(client, actor_id, channel_id, render.text(note))
 
 
-def _payload(reply: render.Reply) -> dict[str, Any]:
+def deliver(client: WebClient, notice: Notice) -> None:
+    """A submission's confirmation to the person, and its DM to someone else if any."""
+    _tell(client, notice.user_id, notice.channel_id, notice.reply)
+    if notice.dm_to and notice.dm:
+        _dm(client, notice.dm_to, notice.dm, actor_id=notice.user_id, channel_id=notice.channel_id)
+
+
+def _payload(reply: render.Reply) -> Payload:
     return dict(reply.payload())
 
 

@@ -117,7 +117,7 @@ class ActivityService(DealService):
                 "when", "An interaction can't be logged in the future.", example="today"
             )
         with self._db.write() as session:
-            self.ensure_rep(session, ws, by)
+            self.ensure_rep_row(session, ws, by)
             record = queries.resolve(session, ws, about) if about else None
             if record is None and not text:
                 raise InvalidInput(

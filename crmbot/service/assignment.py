@@ -95,7 +95,7 @@ class AssignmentService(DuplicateService):
         with self._db.write() as session:
             self._require_role(session, ws, by, Role.ADMIN, "set territory rules")
             for user in users:
-                self.ensure_rep(session, ws, user)
+                self.ensure_rep_row(session, ws, user)
             rule = session.scalars(
                 select(TerritoryRule).where(
                     TerritoryRule.workspace_id == ws,
@@ -263,7 +263,7 @@ class AssignmentService(DuplicateService):
     def claim_lead(self, ws: str, ref: str, *, by: str) -> Assigned:
         """Take a lead (and its open follow-ups) as your own: the intake channel's Claim."""
         with self._db.write() as session:
-            self.ensure_rep(session, ws, by)
+            self.ensure_rep_row(session, ws, by)
             lead = queries.resolve(session, ws, ref, kinds=(RecordKind.LEAD,))
             assert isinstance(lead, Lead)
             previous = lead.owner_id

@@ -22,6 +22,9 @@ class ServiceBase:
     def __init__(self, db: Database, clock: Clock = utcnow) -> None:
         self._db = db
         self._clock = clock
+        # (workspace, user) pairs whose rep row this process has seen committed. Reps and
+        # workspaces are never deleted, so a write need not look for them again.
+        self._known_reps: set[tuple[str, str]] = set()
 
     def now(self) -> datetime:
         """The service clock's current time (aware UTC)."""

@@ -128,7 +128,7 @@ class DealService(RecordService):
         close_date: date | None = None,
         probability: int | None = None,
     ) -> Deal:
-        self.ensure_rep(session, ws, by)
+        self.ensure_rep_row(session, ws, by)
         workspace = session.get(Workspace, ws)
         assert workspace is not None
         target = (

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from crmbot.domain import (
@@ -109,14 +109,21 @@ class Viewer:
 OPERATOR = Viewer(None)
 
 
+# The viewer's role and the workspace's restricted fields in one round trip. Built once: every
+# read of every surface asks it, type-ahead included.
+_ROLE = (
+    select(Rep.role)
+    .where(Rep.workspace_id == bindparam("p_ws"), Rep.user_id == bindparam("p_by"))
+    .scalar_subquery()
+)
+_VIEWER = select(Workspace.settings, _ROLE).where(Workspace.id == bindparam("p_ws"))
+
+
 def viewer(session: Session, ws: str, by: str | None) -> Viewer:
     """The viewer `by` in workspace `ws`, read in the caller's transaction (None: operator)."""
     if by is None:
         return OPERATOR
-    role = select(Rep.role).where(Rep.workspace_id == ws, Rep.user_id == by).scalar_subquery()
-    found = session.execute(
-        select(Workspace.settings, role).where(Workspace.id == ws)  # one round trip
-    ).first()
+    found = session.connection().execute(_VIEWER, {"p_ws": ws, "p_by": by}).first()
     settings, rank = (found[0], found[1]) if found is not None else (None, None)
     return Viewer(by, Role(rank) if rank else Role.REP, restricted_of(settings))
 

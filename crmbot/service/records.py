@@ -125,9 +125,9 @@ class RecordService(WorkspaceService):
             "source": clean_field("source", source),
         }
         with self._db.write() as session:
-            self.ensure_rep(session, ws, by)
+            self.ensure_rep_row(session, ws, by)
             owner = owner_id or by
-            self.ensure_rep(session, ws, owner)
+            self.ensure_rep_row(session, ws, owner)
             now = self._now()
             lead = Lead(
                 workspace_id=ws,
@@ -174,7 +174,7 @@ class RecordService(WorkspaceService):
 
     def _new_account(self, session: Session, ws: str, *, by: str, **given: Any) -> Account:
         fields = {key: clean_field(key, value) for key, value in given.items() if key != "owner_id"}
-        self.ensure_rep(session, ws, by)
+        self.ensure_rep_row(session, ws, by)
         now = self._now()
         account = Account(
             workspace_id=ws,
@@ -221,7 +221,7 @@ class RecordService(WorkspaceService):
         self, session: Session, ws: str, *, by: str, account: Account | None, **given: Any
     ) -> Contact:
         fields = {key: clean_field(key, value) for key, value in given.items() if key != "owner_id"}
-        self.ensure_rep(session, ws, by)
+        self.ensure_rep_row(session, ws, by)
         now = self._now()
         contact = Contact(
             workspace_id=ws,
@@ -292,8 +292,8 @@ class RecordService(WorkspaceService):
     def assign(self, ws: str, ref: str, owner_id: str, *, by: str) -> Assigned:
         """Give a record or follow-up to another owner."""
         with self._db.write() as session:
-            self.ensure_rep(session, ws, by)
-            self.ensure_rep(session, ws, owner_id)
+            self.ensure_rep_row(session, ws, by)
+            self.ensure_rep_row(session, ws, owner_id)
             record = (
                 queries.resolve(session, ws, ref, kinds=(*queries.SEARCHABLE,))
                 if not _is_task(ref)

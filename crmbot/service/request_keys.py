@@ -38,19 +38,19 @@ class RequestKeyService(ServiceBase):
             raise ValueError("request keys are 1 to 160 characters, in a workspace")
         now = self._now()
         token = uuid.uuid4().hex
-        with self._db.write() as session:
-            claimed = rk.claim(session, ws, key, token=token, now=now, expires_at=now + ttl)
+        with self._db.write_connection() as conn:
+            claimed = rk.claim(conn, ws, key, token=token, now=now, expires_at=now + ttl)
         return RequestClaim(ws, key, token) if claimed else None
 
     def finish_request(self, claim: RequestClaim) -> None:
         """The claimed request was answered: duplicates arriving later need not wait."""
-        with self._db.write() as session:
-            rk.finish(session, claim.ws, claim.key, token=claim.token, now=self._now())
+        with self._db.write_connection() as conn:
+            rk.finish(conn, claim.ws, claim.key, token=claim.token, now=self._now())
 
     def release_request(self, claim: RequestClaim) -> None:
         """The claimed request failed without saving anything: the same request may run again."""
-        with self._db.write() as session:
-            rk.release(session, claim.ws, claim.key, token=claim.token)
+        with self._db.write_connection() as conn:
+            rk.release(conn, claim.ws, claim.key, token=claim.token)
 
     def request_state(self, ws: str, key: str) -> KeyState:
         """Free, claimed (pending) or answered (done)."""

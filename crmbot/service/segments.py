@@ -178,7 +178,7 @@ class SegmentService(ActivityService):
             raise InvalidInput("save", "Save which filters?", example="industry:saas save:saas")
         now = self._now()
         with self._db.write() as session:
-            self.ensure_rep(session, ws, by)
+            self.ensure_rep_row(session, ws, by)
             row = session.scalars(
                 select(Segment).where(Segment.workspace_id == ws, Segment.name == key)
             ).one_or_none()

@@ -46,6 +46,7 @@ def rep_view(rep: Rep) -> RepView:
 
 
 TEAM_MAX = 100
+KNOWN_REPS_MAX = 100_000  # (workspace, user) pairs remembered per process
 
 
 def may_change(
@@ -135,6 +136,24 @@ class WorkspaceService(ServiceBase):
         user_id = require_user(user_id)  # only Slack user ids become reps, never stray text
         self._ensure_workspace(session, ws)
         return self._rep(session, ws, user_id) or self._new_rep(session, ws, user_id, name=user_id)
+
+    def ensure_rep_row(self, session: Session, ws: str, user_id: str) -> None:
+        """Like `ensure_rep`, for writes that need the rep row to exist, not its fields: once
+        this process has seen it committed, no query at all."""
+        user_id = require_user(user_id)
+        if (ws, user_id) in self._known_reps:
+            return
+        made: set[tuple[str, str]] = session.info.setdefault("crmbot_new_reps", set())
+        self._ensure_workspace(session, ws)
+        if self._rep(session, ws, user_id) is None:
+            self._new_rep(session, ws, user_id, name=user_id)
+            made.add((ws, user_id))  # not known until committed: this write may roll back
+            return
+        if (ws, user_id) in made:
+            return
+        if len(self._known_reps) >= KNOWN_REPS_MAX:
+            self._known_reps.clear()
+        self._known_reps.add((ws, user_id))
 
     def _new_rep(self, session: Session, ws: str, user_id: str, *, name: str) -> Rep:
         user_id = require_user(user_id)

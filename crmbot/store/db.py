@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,6 +86,14 @@ class Database:
         with self._writer, self.sessions() as session, session.begin():
             session.connection(execution_options={_WRITE: True})
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """One write transaction on a bare connection: no ORM session, for small hot writes."""
+        with self._writer, self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

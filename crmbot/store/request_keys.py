@@ -9,11 +9,12 @@ SQLite runs one writer at a time. Either way exactly one of them gets a row.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Connection, Table, bindparam, delete, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,52 +27,82 @@ class KeyState(StrEnum):
     DONE = "done"
 
 
-def claim(
-    session: Session, ws: str, key: str, *, token: str, now: datetime, expires_at: datetime
-) -> bool:
-    """Claim `key` for the caller (`token`); False when someone holds it and it hasn't expired."""
-    dialect = session.get_bind().dialect.name
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    """The claim upsert for `dialect`, built once: only its parameters change per request."""
     insert: Any
     if dialect == "postgresql":
         insert = postgresql.insert
-        # No WAL flush for a claim: the request's own (synchronous) commit flushes it anyway,
-        # and a claim lost with a crashed server only lets that one retry through again.
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     elif dialect == "sqlite":
         insert = sqlite.insert
     else:
         raise NotImplementedError(f"request keys need PostgreSQL or SQLite, not {dialect}")
-    fresh = {"token": token, "created_at": now, "expires_at": expires_at, "done_at": None}
-    statement = (
-        insert(RequestKey)
-        .values(workspace_id=ws, key=key, **fresh)
-        .on_conflict_do_update(
-            index_elements=[RequestKey.workspace_id, RequestKey.key],
-            set_=fresh,
-            where=RequestKey.expires_at <= now,  # an expired claim the clock hasn't pruned
+    fresh = {
+        "token": bindparam("p_token", type_=_TOKEN),
+        "created_at": bindparam("p_now", type_=_WHEN),
+        "expires_at": bindparam("p_expires_at", type_=_WHEN),
+        "done_at": null(),
+    }
+    return (
+        insert(_table)
+        .values(
+            workspace_id=bindparam("p_ws", type_=_WS), key=bindparam("p_key", type_=_KEY), **fresh
         )
-        .returning(RequestKey.id)
+        .on_conflict_do_update(
+            index_elements=[_table.c.workspace_id, _table.c.key],
+            set_=fresh,
+            where=_table.c.expires_at <= bindparam("p_now", type_=_WHEN),  # expired, unpruned
+        )
+        .returning(_table.c.id)
     )
-    return session.execute(statement).first() is not None
 
 
-def finish(session: Session, ws: str, key: str, *, token: str, now: datetime) -> None:
+_table = cast(Table, RequestKey.__table__)
+_WS, _KEY, _TOKEN, _WHEN = (
+    _table.c.workspace_id.type,
+    _table.c.key.type,
+    _table.c.token.type,
+    _table.c.expires_at.type,
+)
+_FINISH = (
+    update(_table)
+    .where(
+        _table.c.workspace_id == bindparam("p_ws", type_=_WS),
+        _table.c.key == bindparam("p_key", type_=_KEY),
+        _table.c.token == bindparam("p_token", type_=_TOKEN),
+    )
+    .values(done_at=bindparam("p_now", type_=_WHEN))
+)
+_RELEASE = delete(_table).where(
+    _table.c.workspace_id == bindparam("p_ws", type_=_WS),
+    _table.c.key == bindparam("p_key", type_=_KEY),
+    _table.c.token == bindparam("p_token", type_=_TOKEN),
+)
+
+
+def claim(
+    conn: Connection, ws: str, key: str, *, token: str, now: datetime, expires_at: datetime
+) -> bool:
+    """Claim `key` for the caller (`token`); False when someone holds it and it hasn't expired.
+
+    On the ack path of every submission: one prebuilt statement on a bare connection."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        # No WAL flush for a claim: the request's own (synchronous) commit flushes it anyway,
+        # and a claim lost with a crashed server only lets that one retry through again.
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    params = {"p_ws": ws, "p_key": key, "p_token": token, "p_now": now, "p_expires_at": expires_at}
+    return conn.execute(_claim_statement(dialect), params).first() is not None
+
+
+def finish(conn: Connection, ws: str, key: str, *, token: str, now: datetime) -> None:
     """Mark the caller's claim answered."""
-    session.execute(
-        update(RequestKey)
-        .where(RequestKey.workspace_id == ws, RequestKey.key == key, RequestKey.token == token)
-        .values(done_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    conn.execute(_FINISH, {"p_ws": ws, "p_key": key, "p_token": token, "p_now": now})
 
 
-def release(session: Session, ws: str, key: str, *, token: str) -> None:
+def release(conn: Connection, ws: str, key: str, *, token: str) -> None:
     """Give the caller's claim up, so the same request may run again."""
-    session.execute(
-        delete(RequestKey)
-        .where(RequestKey.workspace_id == ws, RequestKey.key == key, RequestKey.token == token)
-        .execution_options(synchronize_session=False)
-    )
+    conn.execute(_RELEASE, {"p_ws": ws, "p_key": key, "p_token": token})
 
 
 def state(session: Session, ws: str, key: str, *, now: datetime) -> KeyState:
