@@ -81,3 +81,29 @@ def test_reference_counters_are_per_workspace_and_kind(db: Database) -> None:
             queries.next_number(session, "TA", RecordKind.LEAD),
         ]
     assert numbers == [1, 2, 1, 1]
+
+
+def test_searches_take_turns_on_sqlite_and_run_together_on_postgresql(db: Database) -> None:
+    first_in, release, second_in = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with db.search():
+            first_in.set()
+            release.wait(5)
+
+    def second() -> None:
+        with db.search():
+            second_in.set()
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert first_in.wait(5)
+    other = threading.Thread(target=second)
+    other.start()
+    # SQLite: the second search waits for the first; PostgreSQL: it runs at once.
+    ran_together = second_in.wait(0.5)
+    release.set()
+    holder.join(5)
+    other.join(5)
+    assert second_in.is_set()
+    assert ran_together is (db.dialect == "postgresql")

@@ -321,7 +321,7 @@ class ActivityService(DealService):
         term = clean_text(query or "", field="query", max_len=200)
         if not term:
             raise InvalidInput("query", "What should I look for?", example="/crm find acme")
-        with self._db.read() as session:
+        with self._db.search() as session:
             docs = queries.search(session, ws, term, limit=min(limit, 20))
             who = privacy.viewer(session, ws, by)
             details = visible_details(
