@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sweep $(BENCH_SIZE)
 	$(BIN)/python -m bench.reports --engine both $(BENCH_SIZE)
 	$(BIN)/python -m bench.import_csv $(BENCH_IMPORT)
+	$(BIN)/python -m bench.search_threads
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -459,6 +459,8 @@ def write_results(
         "- both apps: waitress, CRMBOT_THREADS=16, separate processes, same fake Slack; alternating runs",
         f"- crmbot: CRMBOT_WORKERS={args.workers}, CRMBOT_WORKER_NICE={args.nice} (post-ack work of `/crm` in worker processes; 0: in the web process)",
         "- reply: crmbot's answer reaching the fake Slack, ms after the request was sent (block_suggestion: the ack is the answer)",
+        "- CPU: ms of CPU per request used by the serving process during the run (crmbot: the web process, whose interpreter lock every ack needs; its workers are not counted)",
+        f"- load average (1 min) when the runs ended: {os.getloadavg()[0]:.2f}",
         f"- target (concurrency 10): crmbot p99 <= 1.5 x bare p99 + 10 ms: **{'met' if met else 'missed'}**",
         f"- RSS of the crmbot serve process after the runs: {rss:.0f} MB"
         + (
@@ -467,8 +469,8 @@ def write_results(
             else ""
         ),
         "",
-        "| scenario | conc. | crmbot p50 | p95 | p99 | max | req/s | bare p50 | p95 | p99 | max | req/s | p99 ratio | target | reply p50 | reply p99 | reply max |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| scenario | conc. | crmbot p50 | p95 | p99 | max | req/s | bare p50 | p95 | p99 | max | req/s | p99 ratio | target | reply p50 | reply p99 | reply max | CPU crmbot | CPU bare |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         c, b = r["crmbot"], r["bare"]
@@ -477,7 +479,8 @@ def write_results(
         verdict = "ok" if r["target_met"] else "MISSED"
         lines.append(
             f"| {r['scenario']} | {r['concurrency']} | {crm_cells} | {bare_cells} "
-            f"| {r['ratio_p99']} | {verdict} | {reply_cells(r['crmbot_reply'])} |"
+            f"| {r['ratio_p99']} | {verdict} | {reply_cells(r['crmbot_reply'])} "
+            f"| {r['cpu_ms_per_request']['crmbot']} | {r['cpu_ms_per_request']['bare']} |"
         )
     with RESULTS.open("a") as out:
         out.write("\n".join(lines) + "\n")
