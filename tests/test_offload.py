@@ -13,6 +13,7 @@ import pytest
 
 from crmbot.app import create_app
 from crmbot.config import Settings
+from crmbot.handlers import modals
 from crmbot.handlers.offload import Offload, deferrable
 from crmbot.service import CrmService
 from crmbot.service.request_keys import KeyState
@@ -20,6 +21,7 @@ from crmbot.store.db import Database
 from crmbot.web import create_wsgi, make_server
 from tests.slackapp import SECRET, TOKEN, Answer, SlackSim, build_fake
 from tests.test_forms import slack_state
+from tests.test_modals import accepted, open_modal, submit
 from tests.test_request_keys import _command_fields
 
 
@@ -135,6 +137,27 @@ def test_a_command_delivered_twice_is_run_once_by_the_workers(
     again = _command_fields(slack, "lead Ana Lima at Acme ana@acme.com")
     assert slack.form(again).status == 200
     slack.wait_reply(again["response_url"])
+
+
+def test_a_submissions_dm_and_confirmation_are_posted_by_the_worker(
+    offloaded: tuple[SlackSim, Offload],
+) -> None:
+    slack, _ = offloaded
+    slack.crm.create_lead("T1", by="UBOB", name="Ana Lima")
+    view = open_modal(slack, modals.open_assign, ref="L-1")
+    slack.fake.fail_next("conversations.open", "user_not_found")  # Carol's DM is refused...
+    answer = submit(slack, view, owner="UCAROL")
+    accepted(answer)
+    assert slack.crm.show("T1", "L-1").record.owner_id == "UCAROL"  # saved before the ack
+    # ...so Bob, who assigned, hears both that it is done and that Carol wasn't told.
+    deadline = time.monotonic() + 10
+    while len(slack.fake.ephemerals(channel="C1", user="UBOB")) < 2:
+        assert time.monotonic() < deadline, slack.fake.calls
+        time.sleep(0.05)
+    texts = [m["text"] for m in slack.fake.ephemerals(channel="C1", user="UBOB")]
+    assert any("UCAROL" in t for t in texts)
+    assert any("couldn't send" in t and "user_not_found" in t for t in texts)
+    assert slack.fake.dms_to("UCAROL") == []
 
 
 def test_a_dead_worker_is_replaced_and_the_person_told(
