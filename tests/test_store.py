@@ -108,3 +108,15 @@ def test_searches_take_turns_on_sqlite_and_run_together_on_postgresql(db: Databa
     other.join(5)
     assert second_in.is_set()
     assert ran_together is (db.dialect == "postgresql")
+
+
+def test_a_search_inside_a_search_does_not_wait_for_itself(db: Database) -> None:
+    done = threading.Event()
+
+    def nested() -> None:
+        with db.search(), db.search():
+            done.set()
+
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    assert done.wait(5)

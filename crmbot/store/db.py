@@ -78,9 +78,10 @@ class Database:
         # SQLite searches run inside this process, in short steps between which its threads
         # hand the interpreter lock back and forth: ten threads searching at once did 797
         # searches/s at 1.45 ms of CPU each, one at a time 1,557/s at 0.65 ms. PostgreSQL
-        # searches in its own processes while ours wait on the network.
+        # searches in its own processes while ours wait on the network. (Re-entrant: a search
+        # inside a search must not wait for itself.)
         self._searcher: AbstractContextManager[object] = (
-            threading.Lock() if is_sqlite(self.url) else nullcontext()
+            threading.RLock() if is_sqlite(self.url) else nullcontext()
         )
 
     @property
