@@ -181,8 +181,8 @@ class Submissions:
                 user_id=actor.user_id,
                 channel_id=meta.channel_id,
                 reply=_payload(outcome.reply),
-                dm_to=outcome.dm_to if outcome.dm else None,
-                dm=_payload(outcome.dm) if outcome.dm_to and outcome.dm else None,
+                dm_to=outcome.dm_to,
+                dm=_payload(outcome.dm) if outcome.dm else None,
             )
             # Slack posts are post-ack work: a worker process makes them when there is one.
             offload = self.deps.offload

@@ -154,7 +154,9 @@ class KeyedAck(Ack):
     decides for them (see the module docstring).
     """
 
-    def __init__(self, crm: CrmService, claim: RequestClaim, *, answer_settles: bool) -> None:
+    def __init__(
+        self, crm: CrmService, claim: RequestClaim | None, *, answer_settles: bool
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.crm = crm
         self.claim: RequestClaim | None = claim
@@ -205,13 +207,9 @@ class LateKeyedAck(KeyedAck):
     """
 
     def __init__(self, crm: CrmService, ws: str, keyed: RequestKey) -> None:
-        Ack.__init__(self)  # type: ignore[no-untyped-call]
-        self.crm = crm
+        super().__init__(crm, None, answer_settles=False)  # claimed by the first call
         self.ws = ws
         self.keyed = keyed
-        self.claim = None
-        self.answer_settles = False
-        self.settled = False
         self._tried = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:

@@ -27,6 +27,23 @@ class KeyState(StrEnum):
     DONE = "done"
 
 
+_table = cast(Table, RequestKey.__table__)
+_WS, _KEY, _TOKEN, _WHEN = (
+    _table.c.workspace_id.type,
+    _table.c.key.type,
+    _table.c.token.type,
+    _table.c.expires_at.type,
+)
+# The caller's own claim: its workspace, key and token.
+_MINE = (
+    _table.c.workspace_id == bindparam("p_ws", type_=_WS),
+    _table.c.key == bindparam("p_key", type_=_KEY),
+    _table.c.token == bindparam("p_token", type_=_TOKEN),
+)
+_FINISH = update(_table).where(*_MINE).values(done_at=bindparam("p_now", type_=_WHEN))
+_RELEASE = delete(_table).where(*_MINE)
+
+
 @functools.cache
 def _claim_statement(dialect: str) -> Any:
     """The claim upsert for `dialect`, built once: only its parameters change per request."""
@@ -55,29 +72,6 @@ def _claim_statement(dialect: str) -> Any:
         )
         .returning(_table.c.id)
     )
-
-
-_table = cast(Table, RequestKey.__table__)
-_WS, _KEY, _TOKEN, _WHEN = (
-    _table.c.workspace_id.type,
-    _table.c.key.type,
-    _table.c.token.type,
-    _table.c.expires_at.type,
-)
-_FINISH = (
-    update(_table)
-    .where(
-        _table.c.workspace_id == bindparam("p_ws", type_=_WS),
-        _table.c.key == bindparam("p_key", type_=_KEY),
-        _table.c.token == bindparam("p_token", type_=_TOKEN),
-    )
-    .values(done_at=bindparam("p_now", type_=_WHEN))
-)
-_RELEASE = delete(_table).where(
-    _table.c.workspace_id == bindparam("p_ws", type_=_WS),
-    _table.c.key == bindparam("p_key", type_=_KEY),
-    _table.c.token == bindparam("p_token", type_=_TOKEN),
-)
 
 
 def claim(
