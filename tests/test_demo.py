@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pty
@@ -185,6 +186,9 @@ class Terminal:
         os.close(secondary)
         self.screen = ""
         self.read_upto = 0
+        # A character's bytes can be split between two reads (the reminder digest arrives on
+        # its own schedule): decode across reads, not each read on its own.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def expect(self, pattern: str, timeout: float = 20, *, anywhere: bool = False) -> re.Match[str]:
         """Wait until `pattern` shows up after what was already read (or `anywhere` on the
@@ -207,7 +211,7 @@ class Terminal:
                     chunk = b""
                 if not chunk and self.process.poll() is not None:
                     raise AssertionError(f"the console exited; the screen:\n{self.screen}")
-                self.screen += chunk.decode("utf-8", "replace").replace("\r\n", "\n")
+                self.screen += self._decoder.decode(chunk).replace("\r\n", "\n")
 
     def type(self, line: str) -> None:
         os.write(self.fd, (line + "\n").encode())
