@@ -26,14 +26,17 @@ from crmbot.handlers.request_keys import (
     Kind,
     LateKeyedAck,
     RequestKey,
+    SavedKeyAck,
     failed,
     hand_over,
     key_of,
+    saving,
 )
 from crmbot.scheduler import Sweeper
 from crmbot.service import CrmService
-from crmbot.service.request_keys import KeyState
+from crmbot.service.request_keys import AlreadyClaimed, KeyState
 from crmbot.store.db import Database
+from crmbot.store.models import Interaction
 from crmbot.store.models import RequestKey as RequestKeyRow
 from crmbot.web import create_wsgi, make_server
 from tests.conftest import Clock
@@ -421,6 +424,118 @@ def test_a_command_handed_to_a_worker_is_not_claimed_by_the_web_process(crm: Crm
     worker = LateKeyedAck(crm, "T1", keyed)  # the worker's own ack claims it
     worker()
     assert crm.request_state("T1", keyed.key) is KeyState.PENDING
+
+
+# --- a submission's key claimed by its own save ---------------------------------------------
+
+
+def _saved_ack(crm: CrmService, key: str = "view:log1") -> SavedKeyAck:
+    return SavedKeyAck(crm, "T1", RequestKey(Kind.VIEW, key, timedelta(hours=1)))
+
+
+def _log(crm: CrmService, notes: str) -> Callable[[], object]:
+    return lambda: crm.log_interaction("T1", by="UBOB", kind="call", about=None, summary=notes)
+
+
+def _interactions(db: Database) -> int:
+    with db.read() as session:
+        return len(session.scalars(select(Interaction.id)).all())
+
+
+def test_a_saved_submission_holds_its_key_exactly_when_its_save_committed(
+    crm: CrmService, db: Database
+) -> None:
+    refused = _saved_ack(crm)
+    with pytest.raises(InvalidInput):  # refused inside the save's transaction
+        saving(refused, _log(crm, ""))
+    assert crm.request_state("T1", "view:log1") is KeyState.FREE
+    first = _saved_ack(crm)
+    saving(first, _log(crm, "called Ana"))
+    assert crm.request_state("T1", "view:log1") is KeyState.DONE  # committed with the save
+    assert first().status == 200  # closing the modal writes nothing more
+    duplicate = _saved_ack(crm)
+    with pytest.raises(DuplicateRequest):
+        saving(duplicate, _log(crm, "called Ana"))
+    assert duplicate.response is not None
+    assert (duplicate.response.status, duplicate.response.body) == (200, "")  # it closes
+    assert _interactions(db) == 1
+
+
+@pytest.mark.parametrize("original_commits", [True, False])
+def test_a_duplicate_waits_for_the_save_in_flight(
+    db: Database, clock: Clock, original_commits: bool
+) -> None:
+    """Two processes: the second delivery's save waits at the key for the first's
+    transaction, then stops (the first committed) or saves (the first rolled back)."""
+    crms = [CrmService(Database(db.url), clock) for _ in range(2)]
+    inside, go_on = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def original() -> None:
+        try:
+            with (
+                crms[0].claim_with_save("T1", "view:slow", ttl=timedelta(hours=1)),
+                crms[0]._db.write(),  # the save, its key claimed first
+            ):
+                inside.set()
+                assert go_on.wait(10)
+                if not original_commits:
+                    raise RuntimeError("the original's save failed")
+        except RuntimeError:
+            outcome["original"] = "rolled back"
+
+    def duplicate() -> None:
+        try:
+            with crms[1].claim_with_save("T1", "view:slow", ttl=timedelta(hours=1)):
+                crms[1].log_interaction("T1", by="UBOB", kind="call", about=None, summary="b")
+            outcome["duplicate"] = "saved"
+        except AlreadyClaimed:
+            outcome["duplicate"] = "stopped"
+
+    first = threading.Thread(target=original)
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=duplicate)
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # waiting for the original's transaction
+    go_on.set()
+    first.join(10)
+    second.join(10)
+    assert outcome["duplicate"] == ("stopped" if original_commits else "saved")
+    assert _interactions(db) == (0 if original_commits else 1)
+    assert crms[0].request_state("T1", "view:slow") is KeyState.DONE
+    for crm in crms:
+        crm._db.dispose()
+
+
+def test_a_submission_closed_without_a_save_is_answered_once(slack: SlackSim) -> None:
+    slack.crm.create_lead("T1", by="UBOB", name="Ana Lima", email="ana@acme.com")
+    view = open_modal(slack, modals.open_new_lead)
+    values = slack_state(view, name="Ana Lima", email="ana@acme.com")
+    answers = _at_once(*[partial(_submit, slack, view, values)] * 2)
+    assert all(_closed(answer) for answer in answers)
+    (asked,) = slack.fake.wait_for("chat.postEphemeral")
+    assert "Ana Lima" in json.dumps(asked.args)
+    time.sleep(0.3)
+    assert len(slack.fake.calls_to("chat.postEphemeral")) == 1  # the question, asked once
+    assert sorted(hit.ref for hit in slack.crm.find("T1", "Ana Lima")) == ["L-1"]
+
+
+def test_settings_submitted_twice_at_once_are_saved_once(slack: SlackSim) -> None:
+    """Settings save in several steps: a duplicate waits for the original's answer."""
+    view = open_modal(slack, modals.open_settings, user="UADMIN")
+    refused = slack_state(view, digest_time="25:99")
+    answers = _at_once(*[partial(slack.submit, view, refused, user="UADMIN")] * 2)
+    assert [set(errors_of(answer)) for answer in answers] == [{"digest_time"}] * 2
+    values = slack_state(view, digest_time="07:45")
+    answers = _at_once(*[partial(slack.submit, view, values, user="UADMIN")] * 2)
+    assert all(_closed(answer) for answer in answers)
+    (told,) = slack.fake.wait_for("chat.postEphemeral")
+    assert "07:45" in json.dumps(told.args)
+    time.sleep(0.3)
+    assert len(slack.fake.calls_to("chat.postEphemeral")) == 1
+    assert slack.crm.reminder_settings("T1").digest_time == "07:45"
 
 
 def test_a_command_refused_by_the_service_can_be_delivered_again(slack: SlackSim) -> None:

@@ -44,6 +44,31 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: pytest.TempPathFact
     database.dispose()
 
 
+def test_a_new_sqlite_connection_opens_while_another_process_writes(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    writer, reader = Database(url), Database(url)  # two engines: two processes' pools
+    with writer.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    read_while_writing = threading.Event()
+
+    def read() -> None:
+        with reader.read() as session:  # the pool's first connection: the pragmas run
+            assert session.execute(text("SELECT n FROM t")).scalar() == 1
+        read_while_writing.set()
+
+    with writer.write() as session:  # holds SQLite's write lock until the block ends
+        session.execute(text("INSERT INTO t VALUES (2)"))
+        thread = threading.Thread(target=read)
+        thread.start()
+        assert read_while_writing.wait(10)  # not waiting for the writer to finish
+    thread.join()
+    writer.dispose()
+    reader.dispose()
+
+
 def test_references_never_repeat_with_eight_concurrent_writers(db: Database) -> None:
     service = CrmService(db)
     service.ensure_workspace("T1")

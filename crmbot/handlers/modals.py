@@ -28,7 +28,7 @@ from crmbot.domain import (
     StageKind,
     StageView,
 )
-from crmbot.handlers import duplicates, forms, intake, render
+from crmbot.handlers import duplicates, forms, intake, render, request_keys
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.context import Actor, workspace_of
 from crmbot.handlers.deps import Deps
@@ -168,7 +168,7 @@ class Submissions:
             values = (view.get("state") or {}).get("values") or {}
             try:
                 actor = self.deps.directory.actor(context, client, body["user"]["id"])
-                outcome = work(actor, meta, values, client)
+                outcome = request_keys.saving(ack, lambda: work(actor, meta, values, client))
             except CrmError as error:
                 ack(response_action="errors", errors=errors_for(error, view, aliases))
                 return

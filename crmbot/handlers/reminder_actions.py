@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
 
 from crmbot.domain import CrmError, FollowUpStatus, InteractionKind, InvalidInput
-from crmbot.handlers import forms, modals, morning_views, render
+from crmbot.handlers import forms, modals, morning_views, render, request_keys
 from crmbot.handlers import modal_views as views
 from crmbot.handlers import reminder_views as rviews
 from crmbot.handlers.deps import Deps
@@ -126,7 +126,10 @@ class ReminderActions:
         day, at = picked
         due = wall_time(day, clock_time(at), actor.tz)
         try:
-            moved = self.crm.snooze_follow_up(actor.ws, meta.ref, by=actor.user_id, until=due)
+            moved = request_keys.saving(
+                ack,
+                lambda: self.crm.snooze_follow_up(actor.ws, meta.ref, by=actor.user_id, until=due),
+            )
         except CrmError as error:
             ack(response_action="errors", errors={rviews.DATE_BLOCK: error.message[:150]})
             return
@@ -179,7 +182,7 @@ class ReminderActions:
             ack(response_action="errors", errors=form.by_block)
             return
         try:
-            logged = modals.log_form(self.crm, actor, form)
+            logged = request_keys.saving(ack, lambda: modals.log_form(self.crm, actor, form))
         except CrmError as error:
             aliases = modals.FIELD_BLOCKS[Modal.LOG]
             ack(response_action="errors", errors=modals.errors_for(error, view, aliases))

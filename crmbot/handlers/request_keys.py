@@ -16,10 +16,20 @@ so nothing the person or Slack sees changes, and the web process spends no datab
 the ack path of a command it hands to a worker (handlers/offload.py: the worker claims it).
 A duplicate stops at its ack (`DuplicateRequest`) and does nothing more.
 
-Any other duplicate is answered with an empty 200 at once and goes no further. A duplicate view
-submission first waits (up to VIEW_WAIT) for the original's answer: if the original was
-refused (field errors) or failed, its key is free again and the duplicate is handled like a
-new submission, so a modal is never closed on a submission that was not saved.
+A view submission that saves in one step (CLAIMED_BY_SAVE: Log interaction, New deal, ...)
+has its key claimed by that save, inside the save's own transaction (`saving`): the key is
+held exactly when the submission was saved. Two deliveries of it both check their form; the
+second to save waits for the first's transaction at the key (PostgreSQL's unique index,
+SQLite's write lock) and, if the first committed, is acked with an empty 200 (the modal
+closes) without saving; if the first was refused or failed, nothing holds the key and the
+second saves. So a modal is never closed on a submission that was not saved, and the ack
+path spends no write transaction of its own. A submission that closes without saving
+anything (a question asked) claims its key at its ack, like a command.
+
+Any other duplicate is answered with an empty 200 at once and goes no further. A duplicate of
+any other view submission (Settings, which saves in several steps) first waits (up to
+VIEW_WAIT) for the original's answer: if the original was refused (field errors) or failed,
+its key is free again and the duplicate is handled like a new submission.
 
 The claim is given back when nothing was saved, so the same request can be sent again:
 a view refused with field errors or failing before its ack, or any request refused by a
@@ -39,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt import Ack, App
 from slack_bolt.middleware import Middleware
@@ -54,9 +64,15 @@ from slack_bolt.response import BoltResponse
 
 from crmbot.domain import CrmError
 from crmbot.handlers.command_text import CommandError
-from crmbot.handlers.ids import Action
+from crmbot.handlers.ids import Action, Modal
 from crmbot.service import CrmService
-from crmbot.service.request_keys import KeyState, RequestClaim
+from crmbot.service.request_keys import (
+    AlreadyClaimed,
+    FirstStep,
+    KeyState,
+    KeysUnavailable,
+    RequestClaim,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +99,25 @@ KEYED_ACTIONS = frozenset(
         Action.CREATE_ANYWAY,
     }
 )
+
+# View submissions whose work is one save (one service call, one transaction): their key is
+# claimed by that save (`saving`). Each of their listeners runs its save through `saving`.
+CLAIMED_BY_SAVE = frozenset(
+    {
+        Modal.LOG,
+        Modal.LOG_MESSAGE,
+        Modal.NEW_LEAD,
+        Modal.NEW_DEAL,
+        Modal.MOVE_DEAL,
+        Modal.ASSIGN,
+        Modal.FOLLOW_UP,
+        Modal.CONVERT,
+        Modal.RESCHEDULE,
+        Modal.LOG_NEXT,
+    }
+)
+
+T = TypeVar("T")
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
@@ -234,6 +269,63 @@ class LateKeyedAck(KeyedAck):
         return Ack.__call__(self)
 
 
+class SavedKeyAck(KeyedAck):
+    """A view submission's `ack` whose key is claimed by the submission's save (`saving`).
+
+    Closing the modal without a save (a question asked instead) claims the key after the
+    answer, like a command, so a duplicate stops at its ack (`DuplicateRequest`) and posts
+    nothing twice. Field errors claim nothing: nothing was saved.
+    """
+
+    def __init__(self, crm: CrmService, ws: str, keyed: RequestKey) -> None:
+        super().__init__(crm, None, answer_settles=False)  # claimed by the save, or the ack
+        self.ws = ws
+        self.keyed = keyed
+        self.step: FirstStep | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        response = Ack.__call__(self, *args, **kwargs)  # the HTTP answer goes out first
+        if self.settled:
+            return response
+        self.settled = True
+        whole = args[0] if args and isinstance(args[0], dict) else {}
+        refused = (kwargs.get("response_action") or whole.get("response_action")) == "errors"
+        if refused or (self.step is not None and self.step.done):
+            return response
+        try:
+            claim = self.crm.claim_request(self.ws, self.keyed.key, ttl=self.keyed.ttl)
+        except Exception:  # a dedupe outage must not take the bot down with it
+            log.exception("request keys unavailable; handling %s unkeyed", self.keyed.key)
+            return response
+        if claim is None:
+            raise DuplicateRequest(self.keyed.key)
+        self.claim = claim
+        return response
+
+
+def saving(ack: object, save: Callable[[], T]) -> T:
+    """Run a view submission's `save`; its key is claimed inside the save's transaction.
+
+    A duplicate of a submission that was saved is acked with an empty 200 (the modal closes)
+    and raises `DuplicateRequest` instead of saving again. Without usable request keys the
+    save runs unkeyed (the failed claim rolled its transaction back: nothing was saved)."""
+    if not isinstance(ack, SavedKeyAck) or ack.settled or ack.step is not None:
+        return save()
+    try:
+        with ack.crm.claim_with_save(ack.ws, ack.keyed.key, ttl=ack.keyed.ttl) as step:
+            ack.step = step
+            return save()
+    except AlreadyClaimed:
+        ack.settled = True
+        if ack.response is None:
+            Ack.__call__(ack)  # empty: the modal closes, as it did for the original
+        raise DuplicateRequest(ack.keyed.key) from None
+    except KeysUnavailable:
+        log.exception("request keys unavailable; handling %s unkeyed", ack.keyed.key)
+        ack.settled = True
+        return save()
+
+
 def hand_over(ack: Ack) -> BoltResponse:
     """Ack a request whose work (and key claim) another process takes over."""
     if isinstance(ack, LateKeyedAck):
@@ -273,6 +365,9 @@ class RequestKeyMiddleware(Middleware):
             return next()
         if self.commands_only:
             return next()
+        if keyed.kind is Kind.VIEW and _callback_id(req.body) in CLAIMED_BY_SAVE:
+            req.context["ack"] = SavedKeyAck(self.crm, ws, keyed)  # claimed by the save
+            return next()
         try:
             claim = self.crm.claim_request(ws, keyed.key, ttl=keyed.ttl)
             if claim is None and keyed.kind is Kind.VIEW:
@@ -300,6 +395,11 @@ class RequestKeyMiddleware(Middleware):
             if time.monotonic() >= deadline:
                 return None
             time.sleep(POLL)
+
+
+def _callback_id(body: dict[str, Any]) -> str:
+    view = body.get("view")
+    return str(view.get("callback_id") or "") if isinstance(view, dict) else ""
 
 
 def install(app: App, crm: CrmService, *, commands_only: bool = False) -> None:

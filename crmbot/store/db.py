@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -12,6 +14,19 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _WRITE = "crmbot_write"
+
+
+@dataclass(eq=False)
+class FirstStep:
+    """A statement to run first in the next write transaction of this thread (see
+    `Database.first_step`); `done` once the transaction it ran in has committed."""
+
+    run: Callable[[Connection], None]
+    done: bool = False
+    running: bool = False
+
+
+_first_step: ContextVar[FirstStep | None] = ContextVar("crmbot_first_step", default=None)
 
 
 def is_sqlite(url: str) -> bool:
@@ -48,7 +63,11 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = Non
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL is kept in the file: set it only when it isn't yet. (Setting it again was seen
+        # once to fail with "database is locked" while another engine wrote; not reproduced
+        # since, see tests/test_store.py, but a read of the mode never needs that lock.)
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -91,9 +110,34 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: commit on success, roll back on error."""
+        first = _first_step.get()
+        if first is not None and (first.done or first.running):
+            first = None
         with self._writer, self.sessions() as session, session.begin():
-            session.connection(execution_options={_WRITE: True})
-            yield session
+            conn = session.connection(execution_options={_WRITE: True})
+            if first is None:
+                yield session
+            else:
+                first.running = True
+                try:
+                    first.run(conn)  # may raise: the transaction rolls back
+                    yield session
+                finally:
+                    first.running = False
+        if first is not None:
+            first.done = True
+
+    @contextmanager
+    def first_step(self, step: FirstStep) -> Iterator[FirstStep]:
+        """Within this block, the first write transaction of this thread that commits runs
+        `step` first, in the same transaction: both are saved or neither (a request key
+        claimed by the save it guards, service/request_keys.py). A transaction that rolls
+        back leaves the step for the next one."""
+        token = _first_step.set(step)
+        try:
+            yield step
+        finally:
+            _first_step.reset(token)
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, null, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -58,7 +58,7 @@ def _claim_statement(dialect: str) -> Any:
         "token": bindparam("p_token", type_=_TOKEN),
         "created_at": bindparam("p_now", type_=_WHEN),
         "expires_at": bindparam("p_expires_at", type_=_WHEN),
-        "done_at": null(),
+        "done_at": bindparam("p_done", type_=_WHEN),
     }
     return (
         insert(_table)
@@ -85,8 +85,38 @@ def claim(
         # No WAL flush for a claim: the request's own (synchronous) commit flushes it anyway,
         # and a claim lost with a crashed server only lets that one retry through again.
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-    params = {"p_ws": ws, "p_key": key, "p_token": token, "p_now": now, "p_expires_at": expires_at}
-    return conn.execute(_claim_statement(dialect), params).first() is not None
+    return _claim(conn, ws, key, token=token, now=now, expires_at=expires_at, done=None)
+
+
+def claim_done(
+    conn: Connection, ws: str, key: str, *, token: str, now: datetime, expires_at: datetime
+) -> bool:
+    """Claim `key` inside the transaction that saves the request's work, answered at once:
+    it commits (and a duplicate finds it) with the work, or rolls back with it. A duplicate
+    running the same statement meanwhile waits for this transaction's end at the unique
+    index (PostgreSQL) or the write lock (SQLite)."""
+    return _claim(conn, ws, key, token=token, now=now, expires_at=expires_at, done=now)
+
+
+def _claim(
+    conn: Connection,
+    ws: str,
+    key: str,
+    *,
+    token: str,
+    now: datetime,
+    expires_at: datetime,
+    done: datetime | None,
+) -> bool:
+    params = {
+        "p_ws": ws,
+        "p_key": key,
+        "p_token": token,
+        "p_now": now,
+        "p_expires_at": expires_at,
+        "p_done": done,
+    }
+    return conn.execute(_claim_statement(conn.dialect.name), params).first() is not None
 
 
 def finish(conn: Connection, ws: str, key: str, *, token: str, now: datetime) -> None:
