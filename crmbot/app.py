@@ -17,7 +17,16 @@ from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from crmbot.config import Mode, Settings
-from crmbot.handlers import actions, commands, duplicates, intake, modals, replies, request_keys
+from crmbot.handlers import (
+    actions,
+    commands,
+    duplicates,
+    inline,
+    intake,
+    modals,
+    replies,
+    request_keys,
+)
 from crmbot.handlers.context import Directory
 from crmbot.handlers.deps import Deps
 from crmbot.handlers.errors import handle_error
@@ -73,8 +82,10 @@ def create_app(
     """
     mode = settings.require_http() if not settings.slack_app_token else Mode.SINGLE
     # Acks must not queue behind slow listeners: Bolt's default pool has 5 threads.
-    executor = ThreadPoolExecutor(
-        max_workers=settings.threads, thread_name_prefix="crmbot-listener"
+    pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="crmbot-listener")
+    # Submissions and type-ahead run in the request's own thread, a few at a time in order.
+    executor = inline.InlineExecutor(
+        pool, inline.FifoGate(inline.gate_slots(crm.database_in_process))
     )
     if mode is Mode.OAUTH:
         assert db is not None, "OAuth mode keeps installations in the database"
@@ -108,12 +119,19 @@ def create_app(
             process_before_response=process_before_response,
             request_verification_enabled=bool(settings.slack_signing_secret),
         )
+    app.use(inline.Mark(modals.ANSWERED_BY_LISTENER))  # which requests run inline
     replies.install(app)  # response_url replies over kept-alive connections
     # Retries and double submits run once. A worker's app (process_before_response, see
     # handlers/offload.py) claims the commands handed to it; anything else it is given was
     # claimed by the web process already.
     request_keys.install(app, crm, commands_only=process_before_response)
-    deps = Deps(crm=crm, settings=settings, directory=Directory(crm), offload=offload)
+    deps = Deps(
+        crm=crm,
+        settings=settings,
+        directory=Directory(crm),
+        offload=offload,
+        background=None if process_before_response else pool,
+    )
     modals.register_type_ahead(app, deps)  # first: see there
     commands.register(app, deps)
     modals.register(app, deps)

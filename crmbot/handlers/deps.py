@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,3 +20,6 @@ class Deps:
     settings: Settings
     directory: Directory
     offload: Offload | None = None  # worker processes for post-ack work (`crmbot serve`)
+    # Threads for what follows an inline listener's answer (handlers/inline.py); None: the
+    # listener does it itself (a worker process's app answers after its listener anyway).
+    background: Executor | None = None

@@ -28,7 +28,7 @@ from crmbot.domain import (
     StageKind,
     StageView,
 )
-from crmbot.handlers import duplicates, forms, intake, render, request_keys
+from crmbot.handlers import duplicates, forms, inline, intake, render, request_keys
 from crmbot.handlers import modal_views as views
 from crmbot.handlers.context import Actor, workspace_of
 from crmbot.handlers.deps import Deps
@@ -105,6 +105,23 @@ class Done:
 Work = Callable[[Actor, Metadata, dict[str, Any], WebClient], Done | FieldErrors]
 
 
+# The modals registered here: each answers with its outcome (handlers/inline.py), then hands
+# its Slack posts to a worker or a background thread.
+ANSWERED_BY_LISTENER = frozenset(
+    {
+        Modal.NEW_LEAD,
+        Modal.LOG,
+        Modal.NEW_DEAL,
+        Modal.MOVE_DEAL,
+        Modal.ASSIGN,
+        Modal.FOLLOW_UP,
+        Modal.CONVERT,
+        Modal.SETTINGS,
+        Modal.LOG_MESSAGE,
+    }
+)
+
+
 def register(app: App, deps: Deps) -> None:
     """Register the view submissions."""
     submit = Submissions(deps)
@@ -119,6 +136,7 @@ def register(app: App, deps: Deps) -> None:
         Modal.SETTINGS: submit.settings,
         Modal.LOG_MESSAGE: submit.log_message,
     }
+    assert set(handlers) == ANSWERED_BY_LISTENER
     for modal, work in handlers.items():
         app.view(modal.value)(guarded(submit.listener(modal, work)))
 
@@ -184,10 +202,17 @@ class Submissions:
                 dm_to=outcome.dm_to,
                 dm=_payload(outcome.dm) if outcome.dm else None,
             )
-            # Slack posts are post-ack work: a worker process makes them when there is one.
+            # Slack posts are post-ack work: a worker process makes them when there is one,
+            # else a background thread (this listener's answer waits for it to return).
             offload = self.deps.offload
-            if offload is None or not offload.notify(notice):
+            if offload is not None and offload.notify(notice):
+                return
+            if self.deps.background is None:
                 deliver(client, notice)
+            else:
+                inline.in_background(
+                    self.deps.background, lambda: deliver(client, notice), "a submission's posts"
+                )
 
         submit.__name__ = f"submit_{modal.value}"
         return submit

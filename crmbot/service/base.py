@@ -30,6 +30,12 @@ class ServiceBase:
         """The service clock's current time (aware UTC)."""
         return self._now()
 
+    @property
+    def database_in_process(self) -> bool:
+        """True on SQLite, whose work is done by this process (its CPU is ours); False on
+        PostgreSQL, which works in its own processes while ours wait on the network."""
+        return self._db.dialect == "sqlite"
+
     def _now(self) -> datetime:
         now = self._clock()
         if now.tzinfo is None:
