@@ -45,6 +45,7 @@ TOKEN = "xoxb-bench"
 WS = datagen.WORKSPACES[0]
 USER = datagen.rep_id(WS, 1)
 RESULTS = Path(__file__).parent / "RESULTS.md"
+WARM_UP = 30  # requests of each scenario sent to both servers before it is measured
 
 Request = Callable[[int], tuple[bytes, str]]
 # A scenario builds its requests from the response_urls of this run (one per request), and
@@ -379,6 +380,12 @@ def main() -> None:
         chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(scenarios)
         for name in chosen:
             build, answer = scenarios[name]
+            # Warm both servers up on this request first (SQLAlchemy's statement cache, first
+            # imports, ...): a cold first request costs several times a warm one, and with 150
+            # requests a run's p99 is its second-slowest request.
+            for port in (crm_port, bare_port):
+                run_load(port, build(urls(WARM_UP)), WARM_UP, 2)
+            time.sleep(0.5)  # the warm-up's answers arrive before the run's are counted
             for level in levels:
                 results = {}
                 replies: list[float] = []
@@ -457,6 +464,7 @@ def write_results(
         + "`",
         f"- machine: {os.cpu_count()} cores, {mem.split()[1]} kB RAM, Python {platform.python_version()}",
         "- both apps: waitress, CRMBOT_THREADS=16, separate processes, same fake Slack; alternating runs",
+        f"- warm-up: {WARM_UP} requests of each scenario to both apps (concurrency 2) before it is measured",
         f"- crmbot: CRMBOT_WORKERS={args.workers}, CRMBOT_WORKER_NICE={args.nice} (post-ack work of `/crm` in worker processes; 0: in the web process)",
         "- reply: crmbot's answer reaching the fake Slack, ms after the request was sent (block_suggestion: the ack is the answer)",
         "- CPU: ms of CPU per request used by the serving process during the run (crmbot: the web process, whose interpreter lock every ack needs; its workers are not counted)",
