@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.datagen --engine both $(BENCH_SIZE)
 	$(BIN)/python -m bench.find --engine both $(BENCH_SIZE)
 	$(BIN)/python -m bench.ack $(BENCH_ACK)
+	$(BIN)/python -m bench.profile_ack --requests 1000 --top 0
 	$(BIN)/python -m bench.sweep $(BENCH_SIZE)
 	$(BIN)/python -m bench.reports --engine both $(BENCH_SIZE)
 	$(BIN)/python -m bench.import_csv $(BENCH_IMPORT)
