@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from crmbot.domain import (
     AmbiguousName,
@@ -20,6 +21,8 @@ from crmbot.domain import (
     Role,
 )
 from crmbot.service import CrmService
+from crmbot.store.db import Database
+from crmbot.store.models import Contact, Lead, SearchDoc
 
 from .conftest import Clock
 
@@ -319,6 +322,37 @@ def test_interactions_follow_the_lead_into_the_deal(crm: CrmService) -> None:
     crm.convert_lead(WS, "L-1", by="UBOB", deal_name="Acme deal")
     assert [i.summary for i in crm.show(WS, "D-1").interactions] == ["demo"]
     assert [i.summary for i in crm.show(WS, "A-1").interactions] == ["demo"]
+
+
+def test_a_logged_call_moves_its_record_up_in_search(
+    crm: CrmService, db: Database, clock: Clock
+) -> None:
+    def doc(model: type[Contact] | type[Lead]) -> tuple[datetime, str]:
+        """The search document of the workspace's first contact or lead."""
+        with db.read() as session:
+            row = session.execute(
+                select(SearchDoc.updated_at, SearchDoc.detail)
+                .join(model, SearchDoc.record_id == model.id)
+                .where(SearchDoc.kind == model.__tablename__, model.number == 1)
+            ).one()
+        return row.updated_at, row.detail
+
+    crm.create_contact(
+        WS, by="UBOB", name="Juan Rodriguez", email="juan@globex.com", account="Globex"
+    )
+    crm.create_lead(WS, by="UBOB", name="Ana Lima", company="Acme")
+    contact_before, contact_detail = doc(Contact)
+    lead_before, lead_detail = doc(Lead)
+    clock.advance(hours=1)
+    crm.log_interaction(WS, by="UBOB", kind="call", about="C-1", summary="went well")
+    crm.log_interaction(WS, by="UBOB", kind="call", about="L-1", summary="went well")
+    contact_after, contact_detail_after = doc(Contact)
+    lead_after, lead_detail_after = doc(Lead)
+    assert contact_after > contact_before  # newest first among equal matches
+    assert contact_detail_after == contact_detail  # nothing it shows changed
+    assert lead_after > lead_before
+    assert "working" in lead_detail_after  # a lead's status follows its first call
+    assert "working" not in lead_detail
 
 
 def test_kind_of_reference_must_match_what_the_verb_wants(crm: CrmService) -> None:

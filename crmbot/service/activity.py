@@ -147,7 +147,10 @@ class ActivityService(DealService):
                 record.status = "working"
             if record is not None:
                 record.updated_at = now
-                self._index(session, record)
+                # A lead's status and score follow its calls: its document is rebuilt. For the
+                # others only the document's recency changes (a rebuild was ~40 % of the save).
+                if isinstance(record, Lead) or not queries.touch_search_doc(session, record):
+                    self._index(session, record)
             return present.interaction_views(session, [Interaction(**values)])[0]
 
     # --- follow-ups ---------------------------------------------------------

@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import bindparam, func, literal_column, select, text, update
+from sqlalchemy import Table, bindparam, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -160,6 +160,23 @@ def index_record(
         for key, value in values.items():
             setattr(existing, key, value)
     session.flush()
+
+
+def touch_search_doc(session: Session, record: Record) -> bool:
+    """Move the record's search document's `updated_at` to the record's (newest first in
+    search) when nothing it shows changed; False when the record has no document yet."""
+    kind = kind_of(record)
+    table = cast(Table, SearchDoc.__table__)
+    moved = session.connection().execute(
+        update(table)
+        .where(
+            table.c.workspace_id == record.workspace_id,
+            table.c.kind == kind.value,
+            table.c.record_id == record.id,
+        )
+        .values(updated_at=record.updated_at)
+    )
+    return bool(moved.rowcount)
 
 
 # Search reads search_doc through Core: rows with SearchDoc's attributes (`DocRow`), not ORM
