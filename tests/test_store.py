@@ -7,14 +7,14 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import event, select, text
 
 from crmbot.domain import RecordKind
 from crmbot.service import CrmService
 from crmbot.store import queries
 from crmbot.store.db import Database
 from crmbot.store.migrate import downgrade, include_object, upgrade
-from crmbot.store.models import Base
+from crmbot.store.models import Base, Lead
 
 
 def test_models_and_migrations_agree(db: Database) -> None:
@@ -145,3 +145,27 @@ def test_a_search_inside_a_search_does_not_wait_for_itself(db: Database) -> None
     thread = threading.Thread(target=nested, daemon=True)
     thread.start()
     assert done.wait(5)
+
+
+def test_by_ids_takes_what_the_session_holds_and_queries_only_the_rest(db: Database) -> None:
+    service = CrmService(db)
+    for name in ("Ana", "Bo", "Cy"):
+        service.create_lead("T1", by="U1", name=name)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    with db.read() as session:
+        ids = sorted(session.scalars(select(Lead.id)))
+        held = session.get(Lead, ids[0])  # now in the session
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            found = queries.by_ids(session, Lead, [*ids, None, ids[0]])
+            assert queries.by_ids(session, Lead, [ids[0]]) == {ids[0]: held}
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+    assert sorted(found) == ids
+    assert found[ids[0]] is held
+    assert sorted(lead.name for lead in found.values()) == ["Ana", "Bo", "Cy"]
+    assert len(statements) == 1  # one query for the two it didn't hold; none for the held one

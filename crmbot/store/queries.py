@@ -13,6 +13,7 @@ from sqlalchemy import Table, bindparam, func, literal_column, select, text, upd
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from crmbot.domain import (
     AmbiguousName,
@@ -110,12 +111,19 @@ def by_ref(session: Session, ws: str, ref: Ref, *, with_deleted: bool = False) -
 
 
 def by_ids(session: Session, model: type[T], ids: Iterable[int | None]) -> dict[int, T]:
-    """Load several rows by primary key in one query."""
+    """Load several rows by primary key: those the session holds already from it, the rest
+    in one query (a call just logged on a contact needs no query to name the contact)."""
     wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = session.scalars(select(model).where(model.id.in_(wanted)))  # type: ignore[attr-defined]
-    return {row.id: row for row in rows}  # type: ignore[attr-defined]
+    found: dict[int, T] = {}
+    for ident in wanted:
+        held = session.identity_map.get(identity_key(model, ident))
+        if held is not None:
+            found[ident] = held
+    missing = wanted - found.keys()
+    if missing:
+        rows = session.scalars(select(model).where(model.id.in_(missing)))  # type: ignore[attr-defined]
+        found.update({row.id: row for row in rows})  # type: ignore[attr-defined]
+    return found
 
 
 # --- search ----------------------------------------------------------------
