@@ -105,40 +105,27 @@ class Done:
 Work = Callable[[Actor, Metadata, dict[str, Any], WebClient], Done | FieldErrors]
 
 
-# The modals registered here: each answers with its outcome (handlers/inline.py), then hands
-# its Slack posts to a worker or a background thread.
-ANSWERED_BY_LISTENER = frozenset(
-    {
-        Modal.NEW_LEAD,
-        Modal.LOG,
-        Modal.NEW_DEAL,
-        Modal.MOVE_DEAL,
-        Modal.ASSIGN,
-        Modal.FOLLOW_UP,
-        Modal.CONVERT,
-        Modal.SETTINGS,
-        Modal.LOG_MESSAGE,
-    }
-)
+# The modals registered here and the step of each. Each answers with its outcome
+# (handlers/inline.py), then hands its Slack posts to a worker or a background thread.
+SUBMISSIONS: dict[Modal, Callable[[Submissions], Work]] = {
+    Modal.NEW_LEAD: lambda submit: submit.new_lead,
+    Modal.LOG: lambda submit: submit.log,
+    Modal.NEW_DEAL: lambda submit: submit.new_deal,
+    Modal.MOVE_DEAL: lambda submit: submit.move,
+    Modal.ASSIGN: lambda submit: submit.assign,
+    Modal.FOLLOW_UP: lambda submit: submit.follow_up,
+    Modal.CONVERT: lambda submit: submit.convert,
+    Modal.SETTINGS: lambda submit: submit.settings,
+    Modal.LOG_MESSAGE: lambda submit: submit.log_message,
+}
+ANSWERED_BY_LISTENER = frozenset(SUBMISSIONS)
 
 
 def register(app: App, deps: Deps) -> None:
     """Register the view submissions."""
     submit = Submissions(deps)
-    handlers: dict[Modal, Work] = {
-        Modal.NEW_LEAD: submit.new_lead,
-        Modal.LOG: submit.log,
-        Modal.NEW_DEAL: submit.new_deal,
-        Modal.MOVE_DEAL: submit.move,
-        Modal.ASSIGN: submit.assign,
-        Modal.FOLLOW_UP: submit.follow_up,
-        Modal.CONVERT: submit.convert,
-        Modal.SETTINGS: submit.settings,
-        Modal.LOG_MESSAGE: submit.log_message,
-    }
-    assert set(handlers) == ANSWERED_BY_LISTENER
-    for modal, work in handlers.items():
-        app.view(modal.value)(guarded(submit.listener(modal, work)))
+    for modal, work in SUBMISSIONS.items():
+        app.view(modal.value)(guarded(submit.listener(modal, work(submit))))
 
 
 def register_type_ahead(app: App, deps: Deps) -> None:

@@ -201,8 +201,7 @@ class KeyedAck(Ack):
     def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
         response = super().__call__(*args, **kwargs)  # the HTTP answer goes out first
         if self.answer_settles and not self.settled:
-            whole = args[0] if args and isinstance(args[0], dict) else {}
-            refused = (kwargs.get("response_action") or whole.get("response_action")) == "errors"
+            refused = _refused(args, kwargs)
             self._settle(self.crm.release_request if refused else self.crm.finish_request)
         return response
 
@@ -249,18 +248,9 @@ class LateKeyedAck(KeyedAck):
 
     def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
         response = Ack.__call__(self, *args, **kwargs)  # the HTTP answer goes out first
-        if self._tried:
-            return response
-        self._tried = True
-        try:
-            claim = self.crm.claim_request(self.ws, self.keyed.key, ttl=self.keyed.ttl)
-        except Exception:  # a dedupe outage must not take the bot down with it
-            log.exception("request keys unavailable; handling %s unkeyed", self.keyed.key)
-            self.settled = True
-            return response
-        if claim is None:
-            raise DuplicateRequest(self.keyed.key)
-        self.claim = claim
+        if not self._tried:
+            self._tried = True
+            _claim_after_answer(self, self.ws, self.keyed)
         return response
 
     def hand_over(self) -> BoltResponse:
@@ -288,19 +278,30 @@ class SavedKeyAck(KeyedAck):
         if self.settled:
             return response
         self.settled = True
-        whole = args[0] if args and isinstance(args[0], dict) else {}
-        refused = (kwargs.get("response_action") or whole.get("response_action")) == "errors"
-        if refused or (self.step is not None and self.step.done):
-            return response
-        try:
-            claim = self.crm.claim_request(self.ws, self.keyed.key, ttl=self.keyed.ttl)
-        except Exception:  # a dedupe outage must not take the bot down with it
-            log.exception("request keys unavailable; handling %s unkeyed", self.keyed.key)
-            return response
-        if claim is None:
-            raise DuplicateRequest(self.keyed.key)
-        self.claim = claim
+        refused = _refused(args, kwargs)
+        if not refused and (self.step is None or not self.step.done):
+            _claim_after_answer(self, self.ws, self.keyed)
         return response
+
+
+def _refused(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether an ack's arguments answer with field errors (the modal stays open)."""
+    whole = args[0] if args and isinstance(args[0], dict) else {}
+    return bool((kwargs.get("response_action") or whole.get("response_action")) == "errors")
+
+
+def _claim_after_answer(ack: KeyedAck, ws: str, keyed: RequestKey) -> None:
+    """Claim `keyed` for an ack that has answered already; a duplicate raises
+    `DuplicateRequest` (its answer was sent all the same)."""
+    try:
+        claim = ack.crm.claim_request(ws, keyed.key, ttl=keyed.ttl)
+    except Exception:  # a dedupe outage must not take the bot down with it
+        log.exception("request keys unavailable; handling %s unkeyed", keyed.key)
+        ack.settled = True
+        return
+    if claim is None:
+        raise DuplicateRequest(keyed.key)
+    ack.claim = claim
 
 
 def saving(ack: object, save: Callable[[], T]) -> T:
